@@ -1,0 +1,65 @@
+"""The backend protocol: the one small interface every execution library sits behind.
+
+A backend turns ONNX bytes into a :class:`BackendSession` for a device; a session runs a
+dict of NumPy arrays and returns the outputs as a list in the model's output order.
+Nothing past this protocol sees a backend's own types (no ``onnxruntime`` objects leak),
+so ``engine``, ``bench`` and ``serve`` work unchanged on any backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Settings a backend applies when it creates a session.
+
+    ``threads`` is the intra-op thread count (None = the backend's default, usually the
+    number of physical cores). ``options`` holds backend-specific settings by name; a
+    backend ignores none silently — it rejects names it does not know.
+    """
+
+    device: str = "cpu"
+    threads: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "threads": self.threads, "options": dict(self.options)}
+
+
+@runtime_checkable
+class BackendSession(Protocol):
+    """A compiled model, ready to run. Reused across calls; not re-created per call."""
+
+    input_names: Sequence[str]
+    output_names: Sequence[str]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run once; ``feeds`` are already validated by the caller."""
+        ...
+
+
+class Backend(Protocol):
+    """One execution library. Implementations live in ``backends/<name>.py``."""
+
+    name: str
+
+    def availability(self) -> str | None:
+        """None when usable here, else the reason it is not (shown by ``tensorforge backends``)."""
+        ...
+
+    def devices(self) -> list[str]:
+        """Devices this backend can run on here, e.g. ``["cpu"]`` or ``["cpu", "cuda"]``."""
+        ...
+
+    def versions(self) -> dict[str, str]:
+        """Library versions recorded in an engine manifest."""
+        ...
+
+    def create_session(self, model_bytes: bytes, config: SessionConfig) -> BackendSession:
+        """Compile ONNX bytes into a session for ``config.device``."""
+        ...

@@ -1,0 +1,45 @@
+"""Backends found by name. Adding one = a module in this folder + a line here."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import BackendUnavailable
+from .base import Backend
+
+# name -> "module:Class"; modules are imported only when asked for (no SDK import at startup)
+_BACKENDS = {
+    "onnxruntime": "tensorforge.backends.onnxruntime:OnnxRuntimeBackend",
+    "reference": "tensorforge.backends.reference:ReferenceBackend",
+}
+DEFAULT_BACKEND = "onnxruntime"
+
+
+def backend_names() -> list[str]:
+    return list(_BACKENDS)
+
+
+def get_backend(name: str = DEFAULT_BACKEND) -> Backend:
+    """The backend called ``name``, checked usable here; raises BackendUnavailable otherwise."""
+    target = _BACKENDS.get(name)
+    if target is None:
+        raise BackendUnavailable(f"unknown backend {name!r}; known backends: {', '.join(_BACKENDS)}")
+    module_name, cls_name = target.split(":")
+    backend: Backend = getattr(importlib.import_module(module_name), cls_name)()
+    reason = backend.availability()
+    if reason is not None:
+        raise BackendUnavailable(f"backend {name!r} is not usable here: {reason}")
+    return backend
+
+
+def describe_backends() -> list[dict[str, object]]:
+    """One row per known backend: name, available, devices, versions or the reason it is not."""
+    rows: list[dict[str, object]] = []
+    for name in _BACKENDS:
+        try:
+            b = get_backend(name)
+            rows.append({"name": name, "available": True, "devices": b.devices(), "versions": b.versions(),
+                         "reason": ""})
+        except BackendUnavailable as exc:
+            rows.append({"name": name, "available": False, "devices": [], "versions": {}, "reason": str(exc)})
+    return rows

@@ -1,0 +1,278 @@
+"""``bench``: the trtexec/giexec analog — throughput, latency percentiles, memory, power per batch size.
+
+Method (the whitepapers' "Test Methodology", made explicit):
+  * random inputs shaped by the model (seeded), the same arrays for us and the peer;
+  * per batch size: warm up for ``warmup_s``, then time back-to-back calls for
+    ``duration_s`` (and at least ``min_iterations``) with a monotonic clock;
+  * with ``baseline``, our engine and bare ONNX Runtime alternate in ``rounds`` slices
+    (ABAB…), so drift on a shared machine hits both alike;
+  * report min/mean/p50/p90/p95/p99/max, the spread of per-window medians (noise), and
+    a warning when the run is too noisy to trust;
+  * power, perf/W and J/sample only from a real sensor (RAPL, NVML); otherwise "n/a"
+    with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import onnx
+
+from ..engine.build import BuildOptions, build, resolve_source
+from ..engine.fingerprint import host_fingerprint, library_versions
+from ..engine.inputs import concrete_shape, random_inputs
+from ..engine.runtime import Engine
+from ..errors import InputError, ResourceError, TensorForgeError
+from . import footprint
+from .memory import PeakMemory, available_memory_bytes
+from .peers import bare_onnxruntime, ort_version
+from .power import PowerReading, PowerUnavailable, detect_power_meter
+from .stats import latency_stats, noise, ratio_within_noise
+
+WHITEPAPER_BATCHES = (1, 2, 4, 8, 64, 128)
+MEMORY_SAFETY = 0.8    # refuse a batch whose estimate exceeds this share of available memory
+ProgressFn = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    batches: tuple[int, ...] = WHITEPAPER_BATCHES
+    duration_s: float = 2.0
+    warmup_s: float = 0.5
+    min_iterations: int = 5
+    threads: int | None = None
+    baseline: bool = False
+    rounds: int = 4
+    seed: int = 0
+    noise_threshold_pct: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.batches or any(b < 1 for b in self.batches):
+            raise InputError(f"batch sizes must be positive integers, got {list(self.batches)}")
+        if self.duration_s <= 0 or self.warmup_s < 0:
+            raise InputError("duration must be > 0 s and warmup >= 0 s")
+        if self.rounds < 1 or self.min_iterations < 1:
+            raise InputError("rounds and min_iterations must be >= 1")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    iterations: int
+    wall_s: float
+    throughput_sps: float
+    latency: dict[str, float | int]
+    noise: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    batch: int
+    engine: Measurement
+    peak_rss_bytes: int
+    estimated_bytes: int
+    power: dict[str, Any]
+    power_w: float | None
+    perf_per_watt: float | None
+    energy_j_per_sample: float | None
+    baseline: Measurement | None = None
+    speedup_vs_baseline: float | None = None
+    verdict_vs_baseline: str | None = None      # faster / same / slower, judged against the run's noise
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    model: dict[str, Any]
+    options: dict[str, Any]
+    host: dict[str, Any]
+    libraries: dict[str, str]
+    power_source: str
+    rows: list[BenchRow]
+    warnings: list[str] = field(default_factory=list)
+    schema: str = "tensorforge.bench/1"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Timer:
+    """Accumulates one contender's samples across rounds."""
+
+    def __init__(self, fn: Callable[[Mapping[str, np.ndarray]], Any]) -> None:
+        self.fn = fn
+        self.samples: list[int] = []
+        self.wall_ns = 0
+
+    def run_for(self, feeds: Mapping[str, np.ndarray], seconds: float, min_iterations: int) -> None:
+        fn, samples, clock = self.fn, self.samples, time.perf_counter_ns
+        start = clock()
+        deadline = start + int(seconds * 1e9)
+        n = 0
+        while n < min_iterations or clock() < deadline:
+            t = clock()
+            fn(feeds)
+            samples.append(clock() - t)
+            n += 1
+        self.wall_ns += clock() - start
+
+    def warm(self, feeds: Mapping[str, np.ndarray], seconds: float) -> None:
+        deadline = time.perf_counter() + seconds
+        self.fn(feeds)            # at least once: first-call allocations happen here, not in the timing
+        while time.perf_counter() < deadline:
+            self.fn(feeds)
+
+    def measurement(self, batch: int, threshold_pct: float) -> Measurement:
+        stats = latency_stats(self.samples)
+        wall_s = self.wall_ns / 1e9
+        return Measurement(iterations=len(self.samples), wall_s=round(wall_s, 4),
+                           throughput_sps=batch * len(self.samples) / wall_s,
+                           latency=stats.to_dict(), noise=noise(self.samples, threshold_pct=threshold_pct).to_dict())
+
+
+def _load_target(target: Any, threads: int | None) -> tuple[Engine, bytes | None, str]:
+    """(engine, original ONNX bytes for the baseline or None, label)."""
+    path = os.fspath(target) if isinstance(target, (str, os.PathLike)) else None
+    if isinstance(target, Engine):
+        return target, _original_bytes(target), target.name
+    if path is not None and path.endswith(".tfe"):
+        engine = Engine.load(path)
+        return engine, _original_bytes(engine), engine.name
+    model, name, _ = resolve_source(target)
+    engine, _ = build(model, options=BuildOptions(threads=threads))
+    engine.manifest["model"]["name"] = name
+    return engine, model.SerializeToString(), name
+
+
+def _original_bytes(engine: Engine) -> bytes | None:
+    """The model an engine was built from, if it can still be found and its hash matches."""
+    from ..graph.io import model_hash
+
+    model_info = engine.manifest.get("model", {})
+    source = str(model_info.get("source", ""))
+    try:
+        model, _, _ = resolve_source(source[4:] if source.startswith("zoo:") else source)
+    except TensorForgeError:
+        return None
+    if model_hash(model) != model_info.get("sha256_original"):
+        return None
+    return model.SerializeToString()
+
+
+def bench(target: Any, options: BenchOptions = BenchOptions(), progress: ProgressFn | None = None) -> BenchResult:
+    """Measure an engine file, ONNX file or zoo model at each batch size.
+
+    >>> result = bench("mobilenet_v2", BenchOptions(batches=(1, 8), baseline=True))   # doctest: +SKIP
+    >>> result.rows[0].engine.throughput_sps                                           # doctest: +SKIP
+    """
+    engine, original, label = _load_target(target, options.threads)
+    warnings: list[str] = []
+    if options.baseline and original is None:
+        warnings.append("baseline skipped: the engine's original model could not be found (or its hash differs); "
+                        "bench the ONNX file or zoo name instead of the engine to get a baseline")
+    optimized = onnx.load_from_string(engine.model_bytes)
+    spec0 = engine.inputs[0] if engine.inputs else None
+    fixed_batch = spec0.shape[0] if spec0 and spec0.shape and isinstance(spec0.shape[0], int) else None
+    for b in options.batches:
+        if fixed_batch is not None and b != fixed_batch:
+            raise InputError(f"{label!r} has a fixed batch of {fixed_batch}; it cannot run batch {b}. Rebuild with "
+                             f"`tensorforge build MODEL --max-batch {max(options.batches)}` to make it dynamic")
+        if engine.max_batch is not None and b > engine.max_batch:
+            raise InputError(f"batch {b} exceeds the engine's max batch {engine.max_batch}")
+
+    # Refuse, up front, the batch sizes that would not fit in memory.
+    per_sample = footprint.per_sample_activation_bytes(optimized)
+    available = available_memory_bytes()
+    estimates = {}
+    for b in options.batches:
+        est = footprint.estimate_bytes(optimized, 1 if fixed_batch else b, per_sample=per_sample)
+        est *= 2 if options.baseline and original is not None else 1
+        estimates[b] = est
+        if est > MEMORY_SAFETY * available:
+            fits = [x for x in options.batches if estimates.get(x, 0) <= MEMORY_SAFETY * available]
+            raise ResourceError(
+                f"batch {b} of {label!r} needs an estimated {est / 2**30:.1f} GiB (weights + peak activations"
+                f"{' for engine and baseline' if options.baseline else ''}); this machine has "
+                f"{available / 2**30:.1f} GiB available. Use smaller batch sizes"
+                + (f" (e.g. up to {max(fits)})" if fits else ""))
+
+    meter = detect_power_meter("cpu")
+    power_source = meter.reason if isinstance(meter, PowerUnavailable) else meter.name
+    session = engine.session(threads=options.threads, warn_host=False)
+    peer = bare_onnxruntime(original, options.threads) if options.baseline and original is not None else None
+
+    rows = []
+    total_steps = len(options.batches)
+    for step, batch in enumerate(options.batches):
+        if progress:
+            progress(f"batch {batch}", step / total_steps)
+        feeds = random_inputs(engine.inputs, batch, seed=options.seed + batch)
+        ours, theirs = _Timer(session.run), (_Timer(peer) if peer else None)
+        with PeakMemory() as mem:
+            ours.warm(feeds, options.warmup_s)
+            if theirs:
+                theirs.warm(feeds, options.warmup_s)
+            energy_j, metered_s, readings = 0.0, 0.0, []
+            slice_s = options.duration_s / options.rounds
+            per_round_min = max(1, -(-options.min_iterations // options.rounds))
+            for _ in range(options.rounds):
+                if not isinstance(meter, PowerUnavailable):
+                    meter.start()
+                ours.run_for(feeds, slice_s, per_round_min)
+                if not isinstance(meter, PowerUnavailable):
+                    reading: PowerReading = meter.stop()
+                    energy_j += reading.energy_j
+                    metered_s += reading.duration_s
+                    readings.append(reading)
+                if theirs:
+                    theirs.run_for(feeds, slice_s, per_round_min)
+        m = ours.measurement(batch, options.noise_threshold_pct)
+        power_w = perf_w = j_per_sample = None
+        if readings and metered_s > 0:
+            power_w = energy_j / metered_s
+            perf_w = m.throughput_sps / power_w if power_w > 0 else None
+            j_per_sample = energy_j / (batch * m.iterations)
+            power = {"source": power_source, "energy_j": energy_j, "duration_s": metered_s, "avg_power_w": power_w}
+        else:
+            power = {"unavailable": power_source}
+        base = theirs.measurement(batch, options.noise_threshold_pct) if theirs else None
+        speedup = verdict = None
+        if base:
+            speedup = m.throughput_sps / base.throughput_sps
+            noise_pct = max(m.noise["spread_pct"], base.noise["spread_pct"])
+            verdict = ratio_within_noise(m.throughput_sps, base.throughput_sps, noise_pct)
+        if m.noise["noisy"]:
+            warnings.append(f"batch {batch}: per-window medians spread {m.noise['spread_pct']:.1f}% "
+                            f"(> {options.noise_threshold_pct:.0f}%): too noisy to trust; close other programs "
+                            "or raise --duration")
+        rows.append(BenchRow(batch=batch, engine=m, peak_rss_bytes=mem.peak_bytes, estimated_bytes=estimates[batch],
+                             power=power, power_w=power_w, perf_per_watt=perf_w, energy_j_per_sample=j_per_sample,
+                             baseline=base, speedup_vs_baseline=speedup, verdict_vs_baseline=verdict))
+    if progress:
+        progress("done", 1.0)
+    model_info = {
+        "name": label,
+        "source": engine.manifest.get("model", {}).get("source"),
+        "inputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape),
+                    "bench_shape_at_batch_1": list(concrete_shape(s, 1))} for s in engine.inputs],
+        "precision": engine.manifest.get("precision", "fp32"),
+        "backend": engine.manifest.get("backend", {}).get("name"),
+    }
+    libraries = library_versions()
+    if peer:
+        libraries["baseline"] = f"onnxruntime {ort_version()} InferenceSession, default SessionOptions"
+    return BenchResult(model=model_info, options=asdict(options), host=host_fingerprint(), libraries=libraries,
+                       power_source=power_source, rows=rows, warnings=warnings)
+
+
+def batches_from_text(text: str) -> tuple[int, ...]:
+    """Parse ``"1,2,8"`` (the CLI's --batch) with a clear error."""
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise InputError(f"--batch takes comma-separated integers like 1,8,64; got {text!r}") from exc
+    if not values or any(v < 1 for v in values):
+        raise InputError(f"--batch takes positive integers like 1,8,64; got {text!r}")
+    return values

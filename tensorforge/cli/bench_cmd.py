@@ -1,0 +1,111 @@
+"""``tensorforge bench [MODEL]`` — the whitepaper's performance table for this machine."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+
+from ._fmt import console, err_console, human_bytes, write_json
+
+HELP = "measure throughput, latency percentiles, memory and power at several batch sizes"
+DEFAULT_MODEL = "mobilenet_v2"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help=HELP, description=(
+        "Benchmark like trtexec/giexec: for each batch size, warm up, then run back-to-back "
+        "inferences on random inputs and report throughput (samples/s), latency percentiles "
+        "(ms), peak memory, and power / perf-per-watt / joules-per-sample when a power sensor "
+        "exists (RAPL on Linux CPUs, NVML on NVIDIA GPUs; otherwise 'n/a' with the reason). "
+        "--baseline also runs bare ONNX Runtime on the original model in the same run, "
+        "alternating with the engine, and prints the speedup."),
+        epilog="examples:\n  tensorforge bench                          (mobilenet_v2, batches 1,2,4,8,64,128)\n"
+               "  tensorforge bench resnet50 --batch 1,8 --baseline\n"
+               "  tensorforge bench model.tfe --batch 1 --duration 10 --json out.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
+                   help=f"engine file (.tfe), ONNX file or zoo name (default: {DEFAULT_MODEL})")
+    p.add_argument("--batch", default="1,2,4,8,64,128", help="comma-separated batch sizes (default: 1,2,4,8,64,128)")
+    p.add_argument("--duration", type=float, default=2.0, help="timed seconds per batch size (default: 2)")
+    p.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds per batch size (default: 0.5)")
+    p.add_argument("--min-iterations", type=int, default=5, help="at least this many timed calls (default: 5)")
+    p.add_argument("--threads", type=int, help="intra-op threads for engine and baseline (default: backend's)")
+    p.add_argument("--baseline", action="store_true",
+                   help="also measure bare ONNX Runtime on the original model, same inputs, same run")
+    p.add_argument("--json", metavar="FILE", help="write every figure and setting as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write one row per batch size as CSV")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..bench.runner import BenchOptions, batches_from_text, bench
+
+    options = BenchOptions(batches=batches_from_text(args.batch), duration_s=args.duration, warmup_s=args.warmup,
+                           min_iterations=args.min_iterations, threads=args.threads, baseline=args.baseline)
+    with Progress(TextColumn("bench {task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task(args.model, total=1.0)
+
+        def progress(label: str, fraction: float) -> None:
+            bar.update(task, completed=fraction, description=f"{args.model}: {label}")
+
+        result = bench(args.model, options, progress=progress)
+    print_table(result)
+    if args.json:
+        write_json(args.json, result.to_dict())
+    if args.csv:
+        write_csv(args.csv, result)
+    return 0
+
+
+def _f(x: float | None, fmt: str = "{:.2f}") -> str:
+    return "n/a" if x is None else fmt.format(x)
+
+
+def print_table(result) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    host = result.host
+    title = (f"{result.model['name']} · {result.model['precision'].upper()} · {result.model['backend']} · "
+             f"{host['cpu_model']} ({host['logical_cores']} cores)")
+    table = Table(title=title)
+    cols = ["batch", "perf (samples/s)", "power (W)", "perf/W", "latency mean (ms)", "min", "p50", "p90", "p95",
+            "p99", "max", "peak RSS", "noise %"]
+    has_base = any(r.baseline for r in result.rows)
+    if has_base:
+        cols += ["ORT (samples/s)", "speedup"]
+    for c in cols:
+        table.add_column(c, justify="right")
+    for r in result.rows:
+        lat = r.engine.latency
+        row = [str(r.batch), f"{r.engine.throughput_sps:,.1f}", _f(r.power_w), _f(r.perf_per_watt),
+               f"{lat['mean_ms']:.2f}", f"{lat['min_ms']:.2f}", f"{lat['p50_ms']:.2f}", f"{lat['p90_ms']:.2f}",
+               f"{lat['p95_ms']:.2f}", f"{lat['p99_ms']:.2f}", f"{lat['max_ms']:.2f}",
+               human_bytes(r.peak_rss_bytes), f"{r.engine.noise['spread_pct']:.1f}"]
+        if has_base:
+            row += ([f"{r.baseline.throughput_sps:,.1f}", f"{r.speedup_vs_baseline:.3f}× ({r.verdict_vs_baseline})"]
+                    if r.baseline else ["n/a", "n/a"])
+        table.add_row(*row)
+    console.print(table)
+    if all(r.power_w is None for r in result.rows):
+        console.print(f"power: n/a — {result.power_source}")
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def write_csv(path: str, result) -> None:  # type: ignore[no-untyped-def]
+    fields = ["batch", "throughput_sps", "min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
+              "iterations", "noise_spread_pct", "peak_rss_bytes", "power_w", "perf_per_watt", "energy_j_per_sample",
+              "baseline_throughput_sps", "speedup_vs_baseline"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(fields)
+        for r in result.rows:
+            lat = r.engine.latency
+            w.writerow([r.batch, r.engine.throughput_sps, lat["min_ms"], lat["mean_ms"], lat["p50_ms"], lat["p90_ms"],
+                        lat["p95_ms"], lat["p99_ms"], lat["max_ms"], r.engine.iterations,
+                        r.engine.noise["spread_pct"], r.peak_rss_bytes, r.power_w, r.perf_per_watt,
+                        r.energy_j_per_sample, r.baseline.throughput_sps if r.baseline else None,
+                        r.speedup_vs_baseline])

@@ -1,0 +1,243 @@
+"""The build pipeline: model source → import → graph passes → verify → Engine file.
+
+Nothing is written unless the optimized graph matches the original on random inputs
+within the FP32 tolerance; the :class:`BuildReport` says what every step changed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..backends.base import SessionConfig
+from ..backends.registry import get_backend
+from ..errors import BuildError, ModelError, VerificationError
+from ..graph import analysis
+from ..graph.batch import batch_dim_of, set_batch
+from ..graph.io import load_model, model_hash, normalize
+from ..graph.pipelines import run_pipeline
+from .fingerprint import host_fingerprint, library_versions
+from .format import MODEL_PAYLOAD, sha256, write_engine
+from .inputs import io_specs, random_inputs
+from .runtime import Engine
+
+ModelSource = "str | os.PathLike[str] | onnx.ModelProto"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build. ``batch`` fixes the batch dimension; ``max_batch`` makes it dynamic
+    with an upper bound checked at run time (both rewrite a model exported at batch 1)."""
+
+    pipeline: str = "default"
+    batch: int | None = None
+    max_batch: int | None = None
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    threads: int | None = None
+    verify: bool = True
+    verify_batch: int = 2
+    rtol: float = 1e-5      # on the max-normalized error, see _compare
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch is not None and self.max_batch is not None:
+            raise BuildError("give either batch (a fixed batch size) or max_batch (dynamic, bounded), not both")
+        for label, value in (("batch", self.batch), ("max_batch", self.max_batch)):
+            if value is not None and value < 1:
+                raise BuildError(f"{label} must be >= 1, got {value}")
+
+
+@dataclass(frozen=True)
+class GraphSummary:
+    nodes: int
+    ops: dict[str, int]
+    params: int
+    macs_per_sample: int
+
+    @classmethod
+    def of(cls, model: onnx.ModelProto) -> "GraphSummary":
+        return cls(nodes=len(model.graph.node), ops=analysis.op_histogram(model),
+                   params=analysis.count_params(model), macs_per_sample=analysis.count_macs(model, batch=1))
+
+
+@dataclass(frozen=True)
+class Verification:
+    batch: int
+    max_abs_err: float
+    max_norm_err: float      # max |opt - ref| / max |ref|, per output, worst output
+    tolerance: float
+    passed: bool
+    reference: str = "onnxruntime FP32, graph optimizations off, original model"
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    name: str
+    source: str
+    output: str | None
+    notes: list[str]
+    before: GraphSummary
+    after: GraphSummary
+    passes: list[dict[str, Any]]
+    verification: Verification | None
+    timings_s: dict[str, float]
+    engine_bytes: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_source(source: Any) -> tuple[onnx.ModelProto, str, str]:
+    """(model, name, origin) for an ONNX path, a zoo name or a ModelProto."""
+    if isinstance(source, onnx.ModelProto):
+        return source, source.graph.name or "model", "in-memory ModelProto"
+    path = Path(os.fspath(source))
+    if path.exists():
+        return load_model(path), path.stem, str(path)
+    from ..models import zoo
+
+    text = os.fspath(source)
+    if text in zoo.names():
+        return zoo.build(text), text, f"zoo:{text}"
+    raise ModelError(f"{text!r} is neither an ONNX file nor a zoo model; zoo models: {', '.join(zoo.names())}")
+
+
+def build(source: Any, output: str | os.PathLike[str] | None = None,
+          options: BuildOptions = BuildOptions()) -> tuple[Engine, BuildReport]:
+    """Optimize and verify a model; write an engine file when ``output`` is given.
+
+    >>> engine, report = build("mobilenet_v2", "mobilenet_v2.tfe")   # doctest: +SKIP
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    original, name, origin = resolve_source(source)
+    backend = get_backend(options.backend)   # fail fast, before any work
+    if options.device not in backend.devices():
+        from ..errors import BackendUnavailable
+        raise BackendUnavailable(f"backend {options.backend!r} cannot use device {options.device!r} here "
+                                 f"(it has {backend.devices()})")
+    timings["import"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    model, notes = normalize(original)
+    before = GraphSummary.of(model)
+    reference_model = model
+    old_batch = batch_dim_of(model)
+    if options.batch is not None or options.max_batch is not None:
+        target: int | str = options.batch if options.batch is not None else "N"
+        model = set_batch(model, target)
+        notes.append(f"batch dimension {old_batch!r} -> {target!r}"
+                     + (f" (max batch {options.max_batch})" if options.max_batch else ""))
+    elif isinstance(old_batch, int):
+        notes.append(f"batch dimension is fixed at {old_batch}; rebuild with --max-batch N to batch requests")
+    timings["normalize"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    optimized, pass_reports = run_pipeline(model, options.pipeline)
+    timings["passes"] = time.perf_counter() - t
+    after = GraphSummary.of(optimized)
+    payload = optimized.SerializeToString()
+
+    verification = None
+    if options.verify:
+        t = time.perf_counter()
+        verification = _verify(reference_model, old_batch, payload, options)
+        timings["verify"] = time.perf_counter() - t
+        if not verification.passed:
+            raise VerificationError(
+                f"the optimized {name!r} differs from the original: max normalized error "
+                f"{verification.max_norm_err:.3g} > tolerance {verification.tolerance:.3g} "
+                f"(max abs {verification.max_abs_err:.3g}); nothing was written. Rebuild with "
+                "--pipeline none to skip graph passes, and please report the model")
+
+    inputs, outputs = io_specs(optimized)
+    manifest: dict[str, Any] = {
+        "model": {"name": name, "source": origin, "sha256_original": model_hash(original),
+                  "sha256": sha256(payload), "opset": _opset(optimized)},
+        "inputs": [s.to_dict() for s in inputs],
+        "outputs": [s.to_dict() for s in outputs],
+        "max_batch": options.max_batch,
+        "precision": "fp32",
+        "backend": {"name": backend.name, "versions": backend.versions(),
+                    "settings": SessionConfig(options.device, options.threads).to_dict()},
+        "build": {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                  "host": host_fingerprint(), "libraries": library_versions(),
+                  "pipeline": options.pipeline, "passes": [r.to_dict() for r in pass_reports],
+                  "notes": notes,
+                  "verification": asdict(verification) if verification else None,
+                  "summary": {"before": asdict(before), "after": asdict(after)}},
+    }
+    engine = Engine(manifest, payload)
+    engine_bytes = 0
+    if output is not None:
+        t = time.perf_counter()
+        path = write_engine(output, manifest, {MODEL_PAYLOAD: payload})
+        engine = Engine.load(path)      # what the user gets is what is on disk
+        engine_bytes = path.stat().st_size
+        timings["write"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    report = BuildReport(name=name, source=origin, output=None if output is None else os.fspath(output),
+                         notes=notes, before=before, after=after, passes=[r.to_dict() for r in pass_reports],
+                         verification=verification, timings_s={k: round(v, 3) for k, v in timings.items()},
+                         engine_bytes=engine_bytes)
+    return engine, report
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _verify(reference: onnx.ModelProto, ref_batch: int | str | None, payload: bytes,
+            options: BuildOptions) -> Verification:
+    """Run original and optimized on the same random inputs; compare every output.
+
+    When the original has a fixed batch (e.g. 1) and the build changed it, the original
+    runs chunk by chunk on the same rows, so the check also proves the batch rewrite.
+    """
+    ort = get_backend("onnxruntime")
+    ref_cfg = SessionConfig("cpu", options.threads, {"graph_optimization_level": "disable"})
+    ref_session = ort.create_session(reference.SerializeToString(), ref_cfg)
+    opt_session = ort.create_session(payload, SessionConfig("cpu", options.threads))
+    opt_inputs, _ = io_specs(onnx.load_from_string(payload))
+    batch = options.batch or options.verify_batch
+    if options.max_batch:
+        batch = min(batch, options.max_batch)
+    if options.batch is None and isinstance(ref_batch, int) and options.max_batch is None:
+        batch = ref_batch
+    feeds = random_inputs(opt_inputs, batch, seed=options.seed)
+    try:
+        got = opt_session.run(feeds)
+        chunk = ref_batch if isinstance(ref_batch, int) else batch
+        if batch % chunk:
+            raise BuildError(f"cannot verify: batch {batch} is not a multiple of the original batch {chunk}")
+        parts = [ref_session.run({k: v[i:i + chunk] for k, v in feeds.items()}) for i in range(0, batch, chunk)]
+        want = [np.concatenate([p[j] for p in parts], axis=0) if len(parts) > 1 else parts[0][j]
+                for j in range(len(parts[0]))]
+    except ModelError as exc:
+        raise BuildError(f"verification run failed: {exc}") from exc
+    max_abs = max_norm = 0.0
+    for g, w in zip(got, want):
+        if g.shape != w.shape:
+            raise VerificationError(f"optimized output shape {g.shape} differs from the original's {w.shape}")
+        if g.dtype.kind not in "fc":
+            if not np.array_equal(g, w):
+                max_abs = max_norm = float("inf")
+            continue
+        g64, w64 = g.astype(np.float64), w.astype(np.float64)
+        both_nan = np.isnan(g64) & np.isnan(w64)
+        diff = np.where(both_nan, 0.0, np.abs(g64 - w64))
+        abs_err = float(np.nanmax(diff, initial=0.0)) if not np.isnan(diff).any() else float("inf")
+        scale = float(np.nanmax(np.abs(w64), initial=0.0)) or 1.0
+        max_abs = max(max_abs, abs_err)
+        max_norm = max(max_norm, abs_err / scale)
+    return Verification(batch=batch, max_abs_err=max_abs, max_norm_err=max_norm, tolerance=options.rtol,
+                        passed=max_norm <= options.rtol)

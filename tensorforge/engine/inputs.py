@@ -1,0 +1,71 @@
+"""IO specs read off an ONNX graph, and random inputs shaped by them (for verification and bench)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from ..errors import ModelError
+from .format import TensorSpec
+
+
+def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
+    tensor_type = value.type.tensor_type
+    if not value.type.HasField("tensor_type"):
+        raise ModelError(f"graph value {value.name!r} is not a tensor (sequences/maps are not supported)")
+    try:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)).name
+    except (KeyError, TypeError) as exc:
+        raise ModelError(f"graph value {value.name!r} has unsupported element type {tensor_type.elem_type}") from exc
+    dims: list[int | str | None] = []
+    for d in tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return TensorSpec(value.name, dtype, tuple(dims))
+
+
+def io_specs(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """(inputs, outputs) of the graph; initializers listed as inputs are not inputs."""
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [_spec(v) for v in model.graph.input if v.name not in inits]
+    outputs = [_spec(v) for v in model.graph.output]
+    return inputs, outputs
+
+
+def concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:
+    """Axis 0 symbolic/unknown → ``batch``; other symbolic axes → 1 (stated in bench output)."""
+    shape = []
+    for axis, d in enumerate(spec.shape):
+        if isinstance(d, int):
+            shape.append(d)
+        else:
+            shape.append(batch if axis == 0 else 1)
+    return tuple(shape)
+
+
+def random_inputs(specs: Sequence[TensorSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random data in each input's dtype: N(0,1) floats, small non-negative ints, random bools.
+
+    Integer inputs get values in [0, 2) so they stay valid as indices (token ids, gathers).
+    """
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        shape = concrete_shape(spec, batch)
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind in "iu":
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(dtype)
+        elif dtype.kind == "b":
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
+        else:
+            raise ModelError(f"cannot make random data for input {spec.name!r} of dtype {dtype}")
+    return feeds

@@ -1,0 +1,58 @@
+"""The backend protocol on every backend present here (ONNX Runtime and the reference evaluator)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tensorforge.backends.base import BackendSession, SessionConfig
+from tensorforge.backends.registry import backend_names, describe_backends, get_backend
+from tensorforge.errors import BackendUnavailable
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "reference"])
+def test_protocol(name, conv_bn_model):
+    backend = get_backend(name)
+    assert backend.availability() is None
+    assert "cpu" in backend.devices()
+    assert backend.versions()
+    session = backend.create_session(conv_bn_model.SerializeToString(), SessionConfig())
+    assert isinstance(session, BackendSession)
+    assert list(session.input_names) == ["x"] and list(session.output_names) == ["y"]
+    out = session.run({"x": np.ones((2, 3, 16, 16), np.float32)})
+    assert isinstance(out, list) and out[0].shape == (2, 5)
+
+
+def test_ort_and_reference_agree(conv_bn_model):
+    x = {"x": np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)}
+    data = conv_bn_model.SerializeToString()
+    a = get_backend("onnxruntime").create_session(data, SessionConfig()).run(x)[0]
+    b = get_backend("reference").create_session(data, SessionConfig()).run(x)[0]
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_backend_and_device():
+    with pytest.raises(BackendUnavailable, match="known backends: onnxruntime"):
+        get_backend("tensorrt-nope")
+    with pytest.raises(BackendUnavailable, match="device 'tpu'"):
+        get_backend("onnxruntime").create_session(b"", SessionConfig(device="tpu"))
+
+
+def test_unknown_option_rejected(conv_bn_model):
+    with pytest.raises(BackendUnavailable, match="no option"):
+        get_backend("onnxruntime").create_session(conv_bn_model.SerializeToString(),
+                                                  SessionConfig(options={"turbo": True}))
+
+
+def test_cuda_refused_cleanly_without_gpu(conv_bn_model):
+    backend = get_backend("onnxruntime")
+    if "cuda" in backend.devices():
+        pytest.skip("this machine has CUDA; the refusal path is for CPU-only hosts")
+    with pytest.raises(BackendUnavailable, match="CUDAExecutionProvider"):
+        backend.create_session(conv_bn_model.SerializeToString(), SessionConfig(device="cuda"))
+
+
+def test_describe_lists_all():
+    rows = describe_backends()
+    assert [r["name"] for r in rows] == backend_names()
+    assert all(r["available"] for r in rows)

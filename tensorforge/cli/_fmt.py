@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from rich.console import Console
 
-console = Console(highlight=False)
+# Piped or captured output gets a wide, fixed width so the bench table's 15 columns never wrap.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
 err_console = Console(stderr=True, highlight=False)
 
 

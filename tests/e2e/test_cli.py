@@ -1,0 +1,112 @@
+"""The CLI end to end: every command on tiny real models, its output, its JSON, and its errors (no tracebacks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from tensorforge.cli.main import main
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_for_every_command(capsys):
+    for cmd in (["--help"], ["bench", "--help"], ["build", "--help"], ["run", "--help"], ["zoo", "--help"],
+                ["info", "--help"], ["backends", "--help"], ["zoo", "export", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(cmd)
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert "usage: tensorforge" in out
+
+
+def test_entry_point_subprocess():
+    proc = subprocess.run([sys.executable, "-m", "tensorforge", "--version"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("tensorforge ")
+
+
+def test_zoo_list_info_export(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "zoo", "list")
+    assert code == 0 and "resnet50" in out and "tiny_cnn" not in out
+    code, out, _ = run_cli(capsys, "zoo", "list", "--all")
+    assert "tiny_cnn" in out
+    code, out, _ = run_cli(capsys, "zoo", "info", "tiny_cnn")
+    assert code == 0 and "params" in out and "MACs" in out
+    path = tmp_path / "t.onnx"
+    code, out, _ = run_cli(capsys, "zoo", "export", "tiny_cnn", "-o", str(path))
+    assert code == 0
+    onnx.checker.check_model(onnx.load(path))
+
+
+def test_build_info_run_topk(capsys, tmp_path, conv_bn_path):
+    engine = tmp_path / "m.tfe"
+    report = tmp_path / "report.json"
+    code, out, _ = run_cli(capsys, "build", str(conv_bn_path), "-o", str(engine), "--report", str(report))
+    assert code == 0 and "BatchNormalization" in out and "passed" in out and engine.exists()
+    assert json.loads(report.read_text())["verification"]["passed"] is True
+    code, out, _ = run_cli(capsys, "info", str(engine))
+    assert code == 0 and "x: float32 (N, 3, 16, 16)" in out
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32))
+    code, out, _ = run_cli(capsys, "run", str(engine), "--input", str(x), "--topk", "3", "-o", str(tmp_path / "o.npz"))
+    assert code == 0 and "row 1:" in out and out.count("class") >= 6
+    saved = np.load(tmp_path / "o.npz")
+    assert saved["y"].shape == (2, 5)
+
+
+def test_cli_and_api_agree(capsys, tmp_path, engine_path):
+    import tensorforge
+
+    xs = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", xs)
+    run_cli(capsys, "run", str(engine_path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "o.npz"))
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npz")["y"], tensorforge.load(engine_path).run(xs)["y"])
+
+
+def test_bench_json_csv(capsys, tmp_path, engine_path):
+    js, cs = tmp_path / "b.json", tmp_path / "b.csv"
+    code, out, _ = run_cli(capsys, "bench", str(engine_path), "--batch", "1,2", "--duration", "0.2", "--warmup",
+                           "0.05", "--baseline", "--json", str(js), "--csv", str(cs))
+    assert code == 0
+    assert "perf (samples/s)" in out and "p99" in out and "speedup" in out
+    assert "power: n/a" in out or "power (W)" in out
+    data = json.loads(js.read_text())
+    assert [r["batch"] for r in data["rows"]] == [1, 2]
+    lines = cs.read_text().strip().splitlines()
+    assert lines[0].startswith("batch,throughput_sps") and len(lines) == 3
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["run", "missing.tfe", "--input", "x.npy"], "no such engine file"),
+    (["build", "nonexistent_model", "-o", "x.tfe"], "neither an ONNX file nor a zoo model"),
+    (["zoo", "info", "resnet5"], "resnet50"),
+    (["bench", "tiny_cnn", "--batch", "a,b"], "comma-separated integers"),
+])
+def test_errors_are_one_line_no_traceback(capsys, argv, pattern):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert pattern in err
+
+
+def test_run_rejects_wrong_dtype_file(capsys, tmp_path, engine_path):
+    np.save(tmp_path / "x64.npy", np.zeros((1, 3, 16, 16), np.float64))
+    code, _, err = run_cli(capsys, "run", str(engine_path), "--input", str(tmp_path / "x64.npy"))
+    assert code == 2 and "astype(np.float32)" in err
+
+
+def test_run_refuses_pickled_npy(capsys, tmp_path, engine_path):
+    bad = tmp_path / "obj.npy"
+    np.save(bad, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    code, _, err = run_cli(capsys, "run", str(engine_path), "--input", str(bad))
+    assert code == 2 and "cannot read" in err

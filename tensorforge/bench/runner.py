@@ -210,7 +210,7 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
             progress(f"batch {batch}", step / total_steps)
         feeds = random_inputs(engine.inputs, batch, seed=options.seed + batch)
         ours, theirs = _Timer(session.run), (_Timer(peer) if peer else None)
-        with PeakMemory() as mem:
+        with PeakMemory(interval_s=0.02) as mem:   # a light sampler: the timing runs beside it
             ours.warm(feeds, options.warmup_s)
             if theirs:
                 theirs.warm(feeds, options.warmup_s)
@@ -242,7 +242,7 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
         if base:
             speedup = m.throughput_sps / base.throughput_sps
             noise_pct = max(m.noise["spread_pct"], base.noise["spread_pct"])
-            verdict = ratio_within_noise(m.throughput_sps, base.throughput_sps, noise_pct)
+            verdict = ratio_within_noise(m.throughput_sps, base.throughput_sps, noise_pct, higher_is_better=True)
         if m.noise["noisy"]:
             warnings.append(f"batch {batch}: per-window medians spread {m.noise['spread_pct']:.1f}% "
                             f"(> {options.noise_threshold_pct:.0f}%): too noisy to trust; close other programs "

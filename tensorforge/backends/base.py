@@ -35,8 +35,11 @@ class SessionConfig:
 class BackendSession(Protocol):
     """A compiled model, ready to run. Reused across calls; not re-created per call."""
 
-    input_names: Sequence[str]
-    output_names: Sequence[str]
+    @property
+    def input_names(self) -> Sequence[str]: ...
+
+    @property
+    def output_names(self) -> Sequence[str]: ...
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Run once; ``feeds`` are already validated by the caller."""

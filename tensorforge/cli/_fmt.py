@@ -31,3 +31,10 @@ def write_json(path: str, data: Any) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, default=str)
         fh.write("\n")
+
+
+def para(text: str, width: int = 88) -> str:
+    """Wrap a help paragraph (RawDescriptionHelpFormatter keeps our examples' line breaks, so wrap here)."""
+    import textwrap
+
+    return textwrap.fill(" ".join(text.split()), width)

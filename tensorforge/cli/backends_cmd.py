@@ -24,7 +24,9 @@ def _run(args: argparse.Namespace) -> int:
     for col in ("backend", "available", "devices", "versions / reason"):
         table.add_column(col)
     for row in describe_backends():
-        detail = ", ".join(f"{k} {v}" for k, v in row["versions"].items()) if row["available"] else row["reason"]
-        table.add_row(str(row["name"]), "yes" if row["available"] else "no", ", ".join(row["devices"]), str(detail))
+        versions: dict[str, str] = row["versions"]  # type: ignore[assignment]
+        devices: list[str] = row["devices"]  # type: ignore[assignment]
+        detail = ", ".join(f"{k} {v}" for k, v in versions.items()) if row["available"] else row["reason"]
+        table.add_row(str(row["name"]), "yes" if row["available"] else "no", ", ".join(devices), str(detail))
     console.print(table)
     return 0

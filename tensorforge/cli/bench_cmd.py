@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import csv
 
-from ._fmt import console, err_console, human_bytes, write_json
+from ._fmt import console, err_console, human_bytes, para, write_json
 
 HELP = "measure throughput, latency percentiles, memory and power at several batch sizes"
 DEFAULT_MODEL = "mobilenet_v2"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help=HELP, description=(
+    p = sub.add_parser("bench", help=HELP, description=para(
         "Benchmark like trtexec/giexec: for each batch size, warm up, then run back-to-back "
         "inferences on random inputs and report throughput (samples/s), latency percentiles "
         "(ms), peak memory, and power / perf-per-watt / joules-per-sample when a power sensor "

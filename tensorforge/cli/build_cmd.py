@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._fmt import console, human_bytes, human_count, write_json
+from ._fmt import console, human_bytes, human_count, para, write_json
 
 HELP = "optimize a model, verify it against the original, and write an engine file (.tfe)"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("build", help=HELP, description=(
+    p = sub.add_parser("build", help=HELP, description=para(
         "Build an engine: import the model, run the graph passes (shape inference, constant "
         "folding, BatchNorm folding, no-op and dead-node removal, fusions), check the optimized "
         "graph against the original on random inputs (FP32 tolerance), and only then write "
@@ -73,4 +73,5 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
                       f"max normalized error {v.max_norm_err:.2e} (tolerance {v.tolerance:.0e}) — "
                       + ("[green]passed[/green]" if v.passed else "[red]FAILED[/red]"))
     if report.output:
-        console.print(f"wrote {report.output} ({human_bytes(report.engine_bytes)}) in {report.timings_s['total']:.1f} s")
+        size = human_bytes(report.engine_bytes)
+        console.print(f"wrote {report.output} ({size}) in {report.timings_s['total']:.1f} s")

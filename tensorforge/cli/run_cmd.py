@@ -6,13 +6,13 @@ import argparse
 
 import numpy as np
 
-from ._fmt import console
+from ._fmt import console, para
 
 HELP = "run an engine (or ONNX file / zoo model) on inputs from .npy/.npz files and print the outputs"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help=HELP, description=(
+    p = sub.add_parser("run", help=HELP, description=para(
         HELP + ". A single-input model takes one --input FILE.npy; several inputs take "
         "--input NAME=FILE.npy each, or one .npz whose keys are the input names."),
         epilog="examples:\n  tensorforge run resnet50.tfe --input image.npy --topk 5\n"
@@ -73,6 +73,6 @@ def _run(args: argparse.Namespace) -> int:
             with np.printoptions(precision=5, threshold=20, edgeitems=3):
                 console.print(f"  {value}")
     if args.output:
-        np.savez(args.output, **outputs)
+        np.savez(args.output, **outputs)  # type: ignore[arg-type]
         console.print(f"saved outputs to {args.output}")
     return 0

@@ -62,7 +62,7 @@ def _constants(graph: onnx.GraphProto) -> dict[str, tuple[str, object]]:
 
 def _shape_array(kind: str, holder: object) -> np.ndarray:
     tensor = holder if kind == "init" else holder.attribute[0].t  # type: ignore[attr-defined]
-    return numpy_helper.to_array(tensor)
+    return numpy_helper.to_array(tensor)  # type: ignore[arg-type]
 
 
 def _inferred_dim0(model: onnx.ModelProto) -> dict[str, int | None]:

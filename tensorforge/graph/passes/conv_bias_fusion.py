@@ -33,8 +33,9 @@ def _per_channel(c: np.ndarray, out_rank: int, channels: int) -> np.ndarray | No
     if c.ndim > out_rank:
         return None
     full = c.reshape((1,) * (out_rank - c.ndim) + c.shape)
-    for axis, d in enumerate(full.shape):
-        if d != 1 and not (axis == 1 and d == channels):
+    shape: tuple[int, ...] = full.shape
+    for axis, size in enumerate(shape):
+        if size != 1 and not (axis == 1 and size == channels):
             return None
     return np.broadcast_to(full.reshape(-1), (channels,)) if full.size == 1 else full.reshape(channels)
 

@@ -9,6 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tensorforge.errors import BuildError
 from tensorforge.graph.batch import batch_dim_of, set_batch
+
 from test_passes_helpers import parse, run_ort, run_ref
 
 

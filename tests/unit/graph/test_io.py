@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tensorforge.errors import ModelError
 from tensorforge.graph.io import load_model, model_hash, normalize
 from tensorforge.graph.pipelines import run_pipeline
+
 from test_passes_helpers import check_equivalent, op_types, random_feeds, run_ort
 
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from tensorforge.graph.passes import BatchNormFolding
+
 from test_passes_helpers import apply, check_equivalent, op_types, parse
 
 # BN folding changes the rounding order: s*(W x + b - mean) + beta becomes (s W) x + b'.

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-import onnx
-import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 from tensorforge.graph.passes import (
     ConstantFolding,
     DeadCodeElimination,
@@ -14,6 +9,7 @@ from tensorforge.graph.passes import (
     IdentityElimination,
     NoOpElimination,
 )
+
 from test_passes_helpers import apply, check_equivalent, op_types, parse
 
 DROPOUT_MASK = """

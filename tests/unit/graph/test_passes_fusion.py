@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tensorforge.graph.passes import ConvBiasFusion, MatMulAddFusion
+
 from test_passes_helpers import apply, check_equivalent, op_types, parse
 
 MATMUL_ADD = """

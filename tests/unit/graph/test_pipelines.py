@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tensorforge.errors import BuildError
 from tensorforge.graph.pipelines import PIPELINES, PassReport, run_pipeline
+
 from test_passes_helpers import check_equivalent, op_types
 
 

@@ -31,7 +31,7 @@ from . import footprint
 from .memory import PeakMemory, available_memory_bytes
 from .peers import bare_onnxruntime, ort_version
 from .power import PowerReading, PowerUnavailable, detect_power_meter
-from .stats import latency_stats, noise, ratio_within_noise
+from .stats import latency_stats, noise
 
 WHITEPAPER_BATCHES = (1, 2, 4, 8, 64, 128)
 MEMORY_SAFETY = 0.8    # refuse a batch whose estimate exceeds this share of available memory
@@ -43,10 +43,10 @@ class BenchOptions:
     batches: tuple[int, ...] = WHITEPAPER_BATCHES
     duration_s: float = 2.0
     warmup_s: float = 0.5
-    min_iterations: int = 5
+    min_iterations: int = 10
     threads: int | None = None
     baseline: bool = False
-    rounds: int = 4
+    rounds: int = 6
     seed: int = 0
     noise_threshold_pct: float = 10.0
 
@@ -79,7 +79,8 @@ class BenchRow:
     perf_per_watt: float | None
     energy_j_per_sample: float | None
     baseline: Measurement | None = None
-    speedup_vs_baseline: float | None = None
+    speedup_vs_baseline: float | None = None     # median of per-round paired ratios
+    speedup_noise_pct: float | None = None       # half-range of those ratios, %
     verdict_vs_baseline: str | None = None      # faster / same / slower, judged against the run's noise
 
 
@@ -99,12 +100,13 @@ class BenchResult:
 
 
 class _Timer:
-    """Accumulates one contender's samples across rounds."""
+    """Accumulates one contender's samples across rounds, and each round's throughput."""
 
     def __init__(self, fn: Callable[[Mapping[str, np.ndarray]], Any]) -> None:
         self.fn = fn
         self.samples: list[int] = []
         self.wall_ns = 0
+        self.round_rates: list[float] = []      # calls per second in each round
 
     def run_for(self, feeds: Mapping[str, np.ndarray], seconds: float, min_iterations: int) -> None:
         fn, samples, clock = self.fn, self.samples, time.perf_counter_ns
@@ -116,11 +118,15 @@ class _Timer:
             fn(feeds)
             samples.append(clock() - t)
             n += 1
-        self.wall_ns += clock() - start
+        elapsed = clock() - start
+        self.wall_ns += elapsed
+        self.round_rates.append(n * 1e9 / elapsed)
 
     def warm(self, feeds: Mapping[str, np.ndarray], seconds: float) -> None:
+        # At least two calls whatever the time: the first allocates, the second settles the memory plan.
+        self.fn(feeds)
+        self.fn(feeds)
         deadline = time.perf_counter() + seconds
-        self.fn(feeds)            # at least once: first-call allocations happen here, not in the timing
         while time.perf_counter() < deadline:
             self.fn(feeds)
 
@@ -130,6 +136,25 @@ class _Timer:
         return Measurement(iterations=len(self.samples), wall_s=round(wall_s, 4),
                            throughput_sps=batch * len(self.samples) / wall_s,
                            latency=stats.to_dict(), noise=noise(self.samples, threshold_pct=threshold_pct).to_dict())
+
+
+def paired_speedup(ours: _Timer, peer: _Timer) -> tuple[float, float, str]:
+    """(median per-round speedup, half-range of the per-round speedups in %, verdict).
+
+    Rounds are paired (each round runs both contenders back to back), so drift of the
+    machine cancels in each round's ratio; the spread of those ratios is the noise the
+    verdict is judged against: "faster"/"slower" only when every round agrees.
+    """
+    ratios = np.array(ours.round_rates) / np.array(peer.round_rates)
+    median = float(np.median(ratios))
+    half_range_pct = float((ratios.max() - ratios.min()) / 2 * 100)
+    if ratios.min() > 1.0:
+        verdict = "faster"
+    elif ratios.max() < 1.0:
+        verdict = "slower"
+    else:
+        verdict = "same"
+    return median, half_range_pct, verdict
 
 
 def _load_target(target: Any, threads: int | None) -> tuple[Engine, bytes | None, str]:
@@ -217,7 +242,9 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
             energy_j, metered_s, readings = 0.0, 0.0, []
             slice_s = options.duration_s / options.rounds
             per_round_min = max(1, -(-options.min_iterations // options.rounds))
-            for _ in range(options.rounds):
+            for round_index in range(options.rounds):
+                if theirs and round_index % 2:       # ABBA order: neither contender always goes first
+                    theirs.run_for(feeds, slice_s, per_round_min)
                 if not isinstance(meter, PowerUnavailable):
                     meter.start()
                 ours.run_for(feeds, slice_s, per_round_min)
@@ -226,7 +253,7 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
                     energy_j += reading.energy_j
                     metered_s += reading.duration_s
                     readings.append(reading)
-                if theirs:
+                if theirs and not round_index % 2:
                     theirs.run_for(feeds, slice_s, per_round_min)
         m = ours.measurement(batch, options.noise_threshold_pct)
         power_w = perf_w = j_per_sample = None
@@ -238,18 +265,17 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
         else:
             power = {"unavailable": power_source}
         base = theirs.measurement(batch, options.noise_threshold_pct) if theirs else None
-        speedup = verdict = None
-        if base:
-            speedup = m.throughput_sps / base.throughput_sps
-            noise_pct = max(m.noise["spread_pct"], base.noise["spread_pct"])
-            verdict = ratio_within_noise(m.throughput_sps, base.throughput_sps, noise_pct, higher_is_better=True)
+        speedup = verdict = speedup_noise = None
+        if theirs and base:
+            speedup, speedup_noise, verdict = paired_speedup(ours, theirs)
         if m.noise["noisy"]:
             warnings.append(f"batch {batch}: per-window medians spread {m.noise['spread_pct']:.1f}% "
                             f"(> {options.noise_threshold_pct:.0f}%): too noisy to trust; close other programs "
                             "or raise --duration")
         rows.append(BenchRow(batch=batch, engine=m, peak_rss_bytes=mem.peak_bytes, estimated_bytes=estimates[batch],
                              power=power, power_w=power_w, perf_per_watt=perf_w, energy_j_per_sample=j_per_sample,
-                             baseline=base, speedup_vs_baseline=speedup, verdict_vs_baseline=verdict))
+                             baseline=base, speedup_vs_baseline=speedup, speedup_noise_pct=speedup_noise,
+                             verdict_vs_baseline=verdict))
     if progress:
         progress("done", 1.0)
     model_info = {

@@ -85,8 +85,11 @@ def print_table(result) -> None:  # type: ignore[no-untyped-def]
                f"{lat['p95_ms']:.2f}", f"{lat['p99_ms']:.2f}", f"{lat['max_ms']:.2f}",
                human_bytes(r.peak_rss_bytes), f"{r.engine.noise['spread_pct']:.1f}"]
         if has_base:
-            row += ([f"{r.baseline.throughput_sps:,.1f}", f"{r.speedup_vs_baseline:.3f}× ({r.verdict_vs_baseline})"]
-                    if r.baseline else ["n/a", "n/a"])
+            if r.baseline:
+                speedup = f"{r.speedup_vs_baseline:.3f}× ±{r.speedup_noise_pct:.1f}% ({r.verdict_vs_baseline})"
+                row += [f"{r.baseline.throughput_sps:,.1f}", speedup]
+            else:
+                row += ["n/a", "n/a"]
         table.add_row(*row)
     console.print(table)
     if all(r.power_w is None for r in result.rows):
@@ -98,7 +101,7 @@ def print_table(result) -> None:  # type: ignore[no-untyped-def]
 def write_csv(path: str, result) -> None:  # type: ignore[no-untyped-def]
     fields = ["batch", "throughput_sps", "min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
               "iterations", "noise_spread_pct", "peak_rss_bytes", "power_w", "perf_per_watt", "energy_j_per_sample",
-              "baseline_throughput_sps", "speedup_vs_baseline"]
+              "baseline_throughput_sps", "speedup_vs_baseline", "speedup_noise_pct"]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(fields)
@@ -108,4 +111,4 @@ def write_csv(path: str, result) -> None:  # type: ignore[no-untyped-def]
                         lat["p95_ms"], lat["p99_ms"], lat["max_ms"], r.engine.iterations,
                         r.engine.noise["spread_pct"], r.peak_rss_bytes, r.power_w, r.perf_per_watt,
                         r.energy_j_per_sample, r.baseline.throughput_sps if r.baseline else None,
-                        r.speedup_vs_baseline])
+                        r.speedup_vs_baseline, r.speedup_noise_pct])

@@ -257,7 +257,8 @@ def count_macs(model: onnx.ModelProto, batch: int = 1) -> int:
     then ``onnx.shape_inference`` gives every tensor a shape. Counted: Conv (grouped and
     depthwise included; ``prod(output) * prod(W.shape[1:])``), ConvTranspose, Gemm and
     MatMul (batched/broadcast), their ConvInteger/QLinearConv/MatMulInteger/
-    QLinearMatMul forms, and ONNX Runtime's fused FusedConv/FusedGemm. Not counted: bias adds, BatchNormalization, LRN, pools,
+    QLinearMatMul forms, and ONNX Runtime's fused FusedConv/FusedGemm. Not counted: bias adds,
+    BatchNormalization, LRN, pools,
     activations and other elementwise ops (they are memory-bound and small; this is the
     convention of torchvision's GFLOPS column and of the published figures). Shapes the
     model declares in ``value_info`` (batch substituted too) fill in where inference

@@ -155,11 +155,26 @@ class Session:
                 if axis == 0 and self.max_batch is not None and got > self.max_batch:
                     raise InputError(f"input {name!r} has batch {got}; this engine was built with max batch "
                                      f"{self.max_batch} — split the batch or rebuild with --max-batch {got}")
-        # One vectorized pass (~20 µs for a 224×224 image, <1% of a MobileNet call); counted only on failure.
-        if self.check_finite and value.dtype.kind == "f" and value.size and not np.isfinite(value).all():
+        if self.check_finite and value.dtype.kind == "f" and value.size and not _all_finite(value):
             bad = int(value.size - np.count_nonzero(np.isfinite(value)))
             raise InputError(f"input {name!r} holds {bad} NaN/Inf value(s); clean the data, or create the "
                              "session with check_finite=False to pass them through")
+
+
+def _all_finite(value: np.ndarray) -> bool:
+    """True when no NaN/Inf is present.
+
+    For contiguous float32/float64 the BLAS dot product x·x is the cheapest full pass
+    (~13 µs for a 224×224×3 image vs ~25 µs for ``isfinite().all()``): it is finite
+    unless some element is NaN/Inf — or the sum of squares overflows, which the exact
+    scan then settles.
+    """
+    if value.dtype in (np.float32, np.float64) and value.flags.c_contiguous:
+        flat = value.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.dot(flat, flat)):
+                return True
+    return bool(np.isfinite(value).all())
 
 
 def load(path: str | os.PathLike[str], *, threads: int | None = None, **kwargs: Any) -> Session:

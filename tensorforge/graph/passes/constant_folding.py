@@ -7,7 +7,8 @@ Handles (all from onnxscript's folder, which evaluates with ``onnx.reference``):
     ``Mul(W, s)``, ``Cast(W)``; the result becomes an initializer;
   * ``ConstantOfShape`` of a constant shape when it feeds a node whose other inputs are
     constant too (onnxscript keeps ConstantOfShape by default to save file size; here a
-    ``should_fold`` hook folds it when it is part of a weight subgraph, e.g. → ``Add``);
+    ``should_fold`` hook folds it when it is part of a weight subgraph, e.g. → ``Add``,
+    or when it is small (≤ 64 Ki elements: a bias or a mask used beside run-time values);
   * ``Shape``/``Size`` of values whose shape is static, and the Gather/Concat/Slice
     arithmetic built on them;
   * the folder's local simplifications: Reshape to the same static shape, Cast to the
@@ -20,6 +21,7 @@ Changes counted: ``nodes_folded`` (computing nodes gone), ``constants_lifted``.
 
 from __future__ import annotations
 
+import numpy as np
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 
@@ -29,6 +31,7 @@ __all__ = ["ConstantFolding"]
 
 INPUT_SIZE_LIMIT = 1 << 20
 OUTPUT_SIZE_LIMIT = 1 << 22
+SMALL_FOLD_LIMIT = 1 << 16   # ConstantOfShape outputs up to this many elements fold even when consumed at run time
 
 
 def _is_const(value: ir.Value | None) -> bool:
@@ -53,6 +56,11 @@ def _should_fold(node: ir.Node) -> bool | None:
         return None
     consumers = node.outputs[0].consumers()
     if consumers and all(all(_is_const(i) for i in c.inputs) for c in consumers):
+        return True
+    # A small one is a weight in its own right (e.g. a bias fed to Add next to a MatMul):
+    # folding it lets the fusions see a constant, and costs at most SMALL_FOLD_LIMIT floats.
+    shape = node.inputs[0].const_value if node.inputs[0] is not None else None
+    if shape is not None and int(np.prod(shape.numpy(), dtype=np.int64)) <= SMALL_FOLD_LIMIT:
         return True
     return None
 

@@ -153,6 +153,25 @@ def test_constant_of_shape_weight_subgraph_folded():
     check_equivalent(model, out)
 
 
+SMALL_CONSTANT_BIAS = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, 8] x) => (float[N, 10] y) <int64[1] bshape = {10}, float[8, 10] w = {%s}> {
+    b = ConstantOfShape<value = float[1] {0.25}>(bshape)
+    m = MatMul(x, w)
+    y = Add(m, b)
+}
+""" % ", ".join(["0.5"] * 80)
+
+
+def test_small_constant_of_shape_bias_folded_beside_runtime_values():
+    """Regression: a ConstantOfShape bias whose consumer also reads a run-time value stayed unfolded,
+    which hid the constant from MatMul+Add → Gemm fusion (found on an opset-9 exporter's model)."""
+    model = parse(SMALL_CONSTANT_BIAS)
+    out, result = apply(ConstantFolding, model)
+    assert op_types(out)["ConstantOfShape"] == 0 and result.changes["nodes_folded"] >= 1
+    check_equivalent(model, out)
+
+
 SHAPE_STATIC = """
 <ir_version: 8, opset_import: ["" : 17]>
 g (float[2, 3, 4] x) => (float[2, 12] y) <int64[1] minus1 = {-1}> {

@@ -162,18 +162,9 @@ class Session:
 
 
 def _all_finite(value: np.ndarray) -> bool:
-    """True when no NaN/Inf is present.
-
-    For contiguous float32/float64 the BLAS dot product x·x is the cheapest full pass
-    (~13 µs for a 224×224×3 image vs ~25 µs for ``isfinite().all()``): it is finite
-    unless some element is NaN/Inf — or the sum of squares overflows, which the exact
-    scan then settles.
-    """
-    if value.dtype in (np.float32, np.float64) and value.flags.c_contiguous:
-        flat = value.reshape(-1)
-        with np.errstate(over="ignore", invalid="ignore"):
-            if np.isfinite(np.dot(flat, flat)):
-                return True
+    """True when no NaN/Inf is present: one single-threaded vectorized pass (~19 µs for a
+    224×224×3 float32 image). A BLAS dot product is not used: it wakes BLAS's own thread
+    pool, which fights the backend's threads for the cores in a busy server."""
     return bool(np.isfinite(value).all())
 
 

@@ -49,3 +49,39 @@ class VerificationError(BuildError):
 
 class ResourceError(TensorForgeError):
     """A request would exceed this machine's resources (memory), refused up front."""
+
+
+# -- serving (issue 5) ---------------------------------------------------------------------------
+class ServingError(TensorForgeError):
+    """A request to the inference server (or to its dynamic batcher) could not be served."""
+
+
+class QueueFullError(ServingError):
+    """The model's request queue is full; the request was refused at once — retry a little later."""
+
+
+class RequestTimeout(ServingError, TimeoutError):
+    """A request's timeout passed before a model instance started computing it; it was dropped."""
+
+
+class ModelNotFound(ServingError):
+    """No model (or no such version of it) is loaded under that name."""
+
+
+class ModelUnavailable(ServingError):
+    """The model is being unloaded or the server is shutting down; it accepts no new requests."""
+
+
+class ConfigError(TensorForgeError, ValueError):
+    """A server, batcher or model-repository setting is invalid."""
+
+
+__all__ += ["ServingError", "QueueFullError", "RequestTimeout", "ModelNotFound", "ModelUnavailable", "ConfigError"]
+
+
+# -- reduced precision (issue 3) -----------------------------------------------------------------
+class CalibrationError(TensorForgeError, ValueError):
+    """Calibration data (or a calibration cache) does not fit the model, or cannot be read."""
+
+
+__all__ += ["CalibrationError"]

@@ -1,0 +1,311 @@
+"""Serving benchmark on loopback (not a test): added latency, batching on vs off, and a peer framework.
+
+    python benchmarks/serve_latency.py [--model mobilenet_v2] [--parts a,b,c] [--json out.json]
+           [--rounds 5 --seconds 1]                      (a) per contender per round
+           [--probe-seconds 3 --steps 7 --p99-ms 50]    (b), (c) each probe of the rate search
+
+Prints JSON with:
+
+(a) ``added_latency``: batch 1, one client, closed loop. In-process ``Session.run`` vs the
+    server (a separate ``tensorforge serve`` process, max_queue_delay 0) through the stock
+    tritonclient over HTTP (binary tensors) and gRPC, and through a minimal keep-alive HTTP
+    client (isolates the client library's own cost). Contenders alternate in rounds so drift
+    hits all alike; added = p50(server path) − p50(in-process). Target ≤ 1 ms.
+(b) ``batching``: open-loop Poisson arrivals (latency from each request's scheduled send
+    time), the highest rate whose p99 ≤ 50 ms, with dynamic batching on (max batch 8,
+    queue delay 5 ms) and off (max batch 1); ratio on ÷ off (target ≥ 2×). On a CPU a
+    batch of 8 costs about 8 batches of 1 (mobilenet_v2: ~285 vs ~300 samples/s on 2
+    cores), so batching buys little throughput there and its wait counts against the p99
+    bound; try --max-batch 2/4 and --delay-ms to see the trade-off.
+(c) ``peer``: the same search against LitServe with its batching (same batch/timeout, the
+    same engine on the same ONNX Runtime settings); ratio ours ÷ LitServe (target ≥ 1.3×).
+
+Everything — servers, client, model — shares this machine's cores; the client's own lag is
+reported with each probe so a client-bound result shows. Defaults keep a run near a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from serve_openloop import find_max_rate
+
+HERE = Path(__file__).resolve().parent
+HTTP_PARSER = "auto"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def start_server(engine: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    cmd = [sys.executable, "-m", "tensorforge", "serve", str(engine), "--http-port", "0", "--grpc-port", "0",
+           "--metrics-port", "off", "--max-queue-size", "4096", "--http-parser", HTTP_PARSER, *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    text = ""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        text += line
+        if line.startswith("press Ctrl-C"):
+            break
+    ports = {k: int(v) for k, v in re.findall(r"^\s+(http|grpc)\s+\S*?:(\d+)", text, re.M)}
+    if "http" not in ports:
+        proc.kill()
+        raise RuntimeError(f"server did not start: {text}")
+    return proc, ports
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(samples_ns: list[int]) -> dict[str, float]:
+    a = np.array(samples_ns) / 1e6
+    return {"n": int(a.size), "p50_ms": round(float(np.percentile(a, 50)), 4),
+            "p90_ms": round(float(np.percentile(a, 90)), 4), "p99_ms": round(float(np.percentile(a, 99)), 4)}
+
+
+def binary_request(name: str, x: np.ndarray) -> tuple[bytes, dict[str, str]]:
+    header = json.dumps({"inputs": [{"name": name, "shape": list(x.shape), "datatype": "FP32",
+                                     "parameters": {"binary_data_size": x.nbytes}}],
+                         "parameters": {"binary_data_output": True}}).encode()
+    return header + x.tobytes(), {"Inference-Header-Content-Length": str(len(header)),
+                                  "Content-Type": "application/octet-stream"}
+
+
+def part_a(engine: Path, args: argparse.Namespace) -> dict[str, object]:
+    import tritonclient.grpc as tg
+    import tritonclient.http as th
+
+    import tensorforge
+    from tensorforge.engine.inputs import random_inputs
+
+    session = tensorforge.load(engine, threads=args.threads, check_finite=False, warn_host=False)
+    spec = session.inputs[0]
+    x = random_inputs(session.inputs, 1, seed=0)[spec.name]
+    model = engine.stem
+    proc, ports = start_server(engine, "--max-queue-delay-ms", "0", "--max-batch-size", "8",
+                               "--threads-per-instance", str(args.threads))
+    try:
+        hc = th.InferenceServerClient(f"127.0.0.1:{ports['http']}")
+        gc = tg.InferenceServerClient(f"127.0.0.1:{ports['grpc']}")
+        hin = th.InferInput(spec.name, list(x.shape), "FP32")
+        hin.set_data_from_numpy(x, binary_data=True)
+        gin = tg.InferInput(spec.name, list(x.shape), "FP32")
+        gin.set_data_from_numpy(x)
+        raw = http.client.HTTPConnection("127.0.0.1", ports["http"])
+        body, headers = binary_request(spec.name, x)
+
+        def raw_call() -> None:
+            raw.request("POST", f"/v2/models/{model}/infer", body=body, headers=headers)
+            response = raw.getresponse()
+            response.read()
+            assert response.status == 200
+
+        contenders = {
+            "in_process": lambda: session.run(x),
+            "http_tritonclient": lambda: hc.infer(model, [hin]),
+            "grpc_tritonclient": lambda: gc.infer(model, [gin]),
+            "http_raw_keepalive": raw_call,
+        }
+        expected = session.run(x)[session.outputs[0].name]
+        got = hc.infer(model, [hin]).as_numpy(session.outputs[0].name)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+        samples: dict[str, list[int]] = {k: [] for k in contenders}
+        for fn in contenders.values():
+            for _ in range(20):
+                fn()
+        for r in range(args.rounds):
+            for name, fn in contenders.items():
+                end = time.perf_counter_ns() + int(args.seconds * 1e9)
+                s = samples[name]
+                while time.perf_counter_ns() < end:
+                    t0 = time.perf_counter_ns()
+                    fn()
+                    s.append(time.perf_counter_ns() - t0)
+            log(f"  (a) round {r + 1}/{args.rounds}")
+    finally:
+        stop(proc)
+    stats = {k: pct(v) for k, v in samples.items()}
+    base = stats["in_process"]["p50_ms"]
+    added = {k: round(v["p50_ms"] - base, 4) for k, v in stats.items() if k != "in_process"}
+    return {"batch": 1, "clients": 1, "latency": stats, "added_p50_ms": added, "target_added_p50_ms": 1.0,
+            "meets_target": {k: v <= 1.0 for k, v in added.items()}}
+
+
+def part_b(engine: Path, args: argparse.Namespace, start_rps: float) -> dict[str, object]:
+    import tensorforge
+    from tensorforge.engine.inputs import random_inputs
+
+    session = tensorforge.load(engine, threads=1)
+    spec = session.inputs[0]
+    x = random_inputs(session.inputs, 1, seed=0)[spec.name]
+    body, headers = binary_request(spec.name, x)
+    out: dict[str, object] = {}
+    settings = {"on": ["--max-batch-size", str(args.max_batch), "--max-queue-delay-ms", str(args.delay_ms)],
+                "off": ["--max-batch-size", "1", "--max-queue-delay-ms", "0"]}
+    for label, extra in settings.items():
+        log(f"  (b) batching {label}")
+        proc, ports = start_server(engine, *extra, "--threads-per-instance", str(args.load_threads),
+                                   "--instances", str(args.instances))
+        try:
+            url = f"http://127.0.0.1:{ports['http']}/v2/models/{engine.stem}/infer"
+            search = find_max_rate(url, body, headers, start_rps=start_rps, bound_ms=args.p99_ms,
+                                   duration_s=args.probe_seconds, steps=args.steps, log=log)
+        finally:
+            stop(proc)
+        out[label] = {"server_args": extra, **search.to_dict()}
+    on, off = out["on"]["max_rate_rps"], out["off"]["max_rate_rps"]  # type: ignore[index]
+    out["ratio_on_over_off"] = round(on / off, 3) if off else None
+    out["target_ratio"] = 2.0
+    return out
+
+
+def part_c(engine: Path, args: argparse.Namespace, ours: dict[str, object], start_rps: float) -> dict[str, object]:
+    import base64
+
+    import tensorforge
+    from tensorforge.engine.inputs import random_inputs
+
+    try:
+        import litserve  # noqa: F401
+    except ImportError:
+        return {"skipped": "litserve is not installed (pip install litserve)"}
+    session = tensorforge.load(engine, threads=1)
+    x = random_inputs(session.inputs, 1, seed=0)[session.inputs[0].name]
+    body = json.dumps({"input": base64.b64encode(x.tobytes()).decode()}).encode()
+    port = free_port()
+    cmd = [sys.executable, str(HERE / "serve_litserve_app.py"), str(engine), str(port), "--max-batch-size",
+           str(args.max_batch), "--batch-timeout-ms", str(args.delay_ms), "--threads", str(args.load_threads),
+           "--workers", str(args.instances)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("LitServe did not start")
+            time.sleep(0.5)
+        log("  (c) LitServe, batching on")
+        search = find_max_rate(f"http://127.0.0.1:{port}/predict", body, {"Content-Type": "application/json"},
+                               start_rps=start_rps, bound_ms=args.p99_ms, duration_s=args.probe_seconds,
+                               steps=args.steps, log=log)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    theirs = search.to_dict()
+    ours_rate = ours["max_rate_rps"]  # type: ignore[index]
+    return {"peer": f"litserve {litserve_version()}", "settings": {"max_batch_size": args.max_batch,
+            "batch_timeout_ms": args.delay_ms, "workers_per_device": args.instances, "threads": args.load_threads,
+            "payload": "JSON with base64 float32 (LitServe parses JSON)"},
+            "litserve": theirs, "tensorforge_max_rate_rps": ours_rate,
+            "ratio_ours_over_peer": round(ours_rate / theirs["max_rate_rps"], 3) if theirs["max_rate_rps"] else None,
+            "target_ratio": 1.3}
+
+
+def _parser(args: argparse.Namespace) -> str:
+    if args.http_parser != "auto":
+        return args.http_parser
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+def litserve_version() -> str:
+    from importlib.metadata import version
+
+    return version("litserve")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="mobilenet_v2", help="zoo name or ONNX file (default mobilenet_v2)")
+    ap.add_argument("--parts", default="a,b,c", help="which parts to run (default a,b,c)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="(a) ORT intra-op threads, in-process and in the server (default: cores)")
+    ap.add_argument("--load-threads", type=int, default=1,
+                    help="(b,c) ORT intra-op threads per instance, ours and LitServe's (default 1: under load, "
+                         "a multi-threaded ORT pool fights the client and the server's own threads for the cores)")
+    ap.add_argument("--rounds", type=int, default=3, help="(a) rounds (default 3)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="(a) seconds per contender per round (default 1)")
+    ap.add_argument("--probe-seconds", type=float, default=2.0, help="(b,c) measured seconds per probe (default 2)")
+    ap.add_argument("--steps", type=int, default=5, help="(b,c) probes per rate search (default 5)")
+    ap.add_argument("--p99-ms", type=float, default=50.0, help="(b,c) latency bound at p99 (default 50)")
+    ap.add_argument("--instances", type=int, default=1,
+                    help="(b,c) model instances (ours) / workers per device (LitServe) (default 1)")
+    ap.add_argument("--max-batch", type=int, default=8, help="(b,c) max batch size with batching on (default 8)")
+    ap.add_argument("--delay-ms", type=float, default=5.0, help="(b,c) queue delay with batching on (default 5)")
+    ap.add_argument("--http-parser", choices=("auto", "h11", "httptools"), default="auto",
+                    help="uvicorn HTTP parser of our server (default auto: httptools when installed)")
+    ap.add_argument("--json", help="also write the JSON here")
+    args = ap.parse_args()
+    global HTTP_PARSER
+    HTTP_PARSER = args.http_parser
+    parts = set(args.parts.split(","))
+
+    from tensorforge.engine.build import build
+    from tensorforge.engine.fingerprint import host_fingerprint
+
+    result: dict[str, object] = {"model": args.model, "threads": args.threads, "load_threads": args.load_threads,
+                                 "instances": args.instances,
+                                 "http_parser": _parser(args)}
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = Path(tmp) / f"{Path(args.model).stem}.tfe"
+        log(f"building {args.model}")
+        build(args.model, engine)
+        start_rps = 100.0
+        if "a" in parts:
+            result["added_latency"] = part_a(engine, args)
+            p50 = result["added_latency"]["latency"]["in_process"]["p50_ms"]  # type: ignore[index]
+            start_rps = 0.5 * 1000.0 / p50
+        if "b" in parts or "c" in parts:
+            result["batching"] = part_b(engine, args, start_rps) if "b" in parts else None
+        if "c" in parts:
+            ours = result["batching"]["on"] if result.get("batching") else {"max_rate_rps": 0.0}  # type: ignore[index]
+            result["peer"] = part_c(engine, args, ours, start_rps)
+    try:
+        result["host"] = {k: v for k, v in host_fingerprint().items() if k in ("cpu_model", "logical_cores")}
+    except Exception:  # the fingerprint is context, never a reason to lose the numbers
+        pass
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""``tensorforge serve ENGINE… | --repository DIR`` — the KServe v2 inference server (HTTP, gRPC, metrics)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from ._fmt import err_console, para
+
+HELP = "serve engines over HTTP and gRPC (KServe v2 / Triton protocol) with dynamic batching and metrics"
+
+
+def _port(text: str) -> int | None:
+    if text.lower() == "off":
+        return None
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port is a number 0..65535 (0 = any free port) or 'off', got {text!r}")
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {port}")
+    return port
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help=HELP, description=para(
+        "Serve one or more engines to clients over the network, speaking the KServe v2 / Open "
+        "Inference Protocol exactly as NVIDIA Triton does, so stock clients (tritonclient, "
+        "perf_analyzer, KServe tooling) work unchanged: HTTP/REST with JSON or binary tensors, gRPC, "
+        "and Prometheus metrics. Concurrent requests are merged into batches (dynamic batching: "
+        "wait up to --max-queue-delay-ms for up to --max-batch-size samples), run on --instances "
+        "concurrent copies of the model, and split back so each client gets exactly its own rows. "
+        "A full queue answers 503 at once instead of growing. The server listens on 127.0.0.1 "
+        "only unless --host says otherwise; SIGTERM or Ctrl-C lets in-flight requests finish first.")
+        + "\n\n" + para(
+        "Model names: an engine file is served as its file stem (resnet50.tfe → 'resnet50', "
+        "version 1). A repository directory holds DIR/<model>/<version>/model.tfe and an optional "
+        "DIR/<model>/config.json with per-model settings (same names as the options below, e.g. "
+        '{"max_batch_size": 16, "instances": 2}); models there can be loaded and unloaded at run '
+        "time through the repository API."),
+        epilog="examples:\n"
+               "  tensorforge serve resnet50.tfe                       (HTTP :8000, gRPC :8001, metrics :8002)\n"
+               "  tensorforge serve a.tfe b.tfe --max-batch-size 16 --max-queue-delay-ms 5 --instances 2\n"
+               "  tensorforge serve --repository models/ --http-port 9000 --grpc-port off\n"
+               "  curl localhost:8000/v2/models/resnet50               (metadata)\n"
+               "  curl localhost:8002/metrics                          (Prometheus)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("engines", nargs="*", metavar="ENGINE", help="engine files (.tfe) to serve")
+    p.add_argument("--repository", metavar="DIR", help="model repository directory (DIR/<model>/<version>/model.tfe)")
+    net = p.add_argument_group("network")
+    net.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 = every interface)")
+    net.add_argument("--http-port", type=_port, default=8000, help="HTTP port; 0 = any free port, 'off' (default 8000)")
+    net.add_argument("--grpc-port", type=_port, default=8001, help="gRPC port; 0 = any free port, 'off' (default 8001)")
+    net.add_argument("--metrics-port", type=_port, default=8002,
+                     help="Prometheus metrics port; 0 = any free port, 'off' (default 8002)")
+    net.add_argument("--auth-token-file", metavar="FILE",
+                     help="require 'Authorization: Bearer <token>' (token read from FILE) on every call but health")
+    net.add_argument("--max-request-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
+    net.add_argument("--http-parser", choices=("auto", "h11", "httptools"), default="auto",
+                     help="uvicorn's HTTP parser (default auto: httptools when installed, else h11)")
+    net.add_argument("--drain-timeout", type=float, default=30.0,
+                     help="seconds in-flight requests get to finish on shutdown (default 30)")
+    b = p.add_argument_group("batching and instances (defaults for every model; a repository config.json overrides)")
+    b.add_argument("--max-batch-size", type=int, default=8, help="most samples per batch (default 8)")
+    b.add_argument("--max-queue-delay-ms", type=float, default=10.0,
+                   help="how long a batch may wait to fill, in ms; 0 = send at once (default 10)")
+    b.add_argument("--preferred-batch-sizes", default="", help="comma-separated sizes sent at once when reached")
+    b.add_argument("--max-queue-size", type=int, default=256, help="queued requests before 503 (default 256)")
+    b.add_argument("--instances", type=int, default=1, help="concurrent copies of each model (default 1)")
+    b.add_argument("--instance-kind", choices=("thread", "process"), default="thread",
+                   help="instances as threads of this process (default) or as child processes")
+    b.add_argument("--threads-per-instance", type=int,
+                   help="ONNX Runtime threads per instance (default: cores ÷ instances)")
+    b.add_argument("--timeout-ms", type=float, help="default per-request queue timeout in ms (default: none)")
+    b.add_argument("--priority-levels", type=int, default=1, help="priority levels; requests pick 1 (highest)..N")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..serve import BatcherConfig, InferenceServer, ModelConfig, ServerConfig
+
+    if not args.engines and not args.repository:
+        raise ConfigError("nothing to serve: give engine files (.tfe) and/or --repository DIR")
+    token = None
+    if args.auth_token_file:
+        try:
+            with open(args.auth_token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --auth-token-file {args.auth_token_file}: {exc}") from exc
+    preferred = tuple(int(x) for x in args.preferred_batch_sizes.split(",") if x.strip())
+    model_config = ModelConfig(
+        batcher=BatcherConfig(max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
+                              preferred_batch_sizes=preferred, max_queue_size=args.max_queue_size,
+                              instances=args.instances, default_timeout_ms=args.timeout_ms,
+                              priority_levels=args.priority_levels),
+        instance_kind=args.instance_kind, threads_per_instance=args.threads_per_instance)
+    config = ServerConfig(host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
+                          metrics_port=args.metrics_port, auth_token=token,
+                          max_request_bytes=int(args.max_request_mb * 2**20), drain_timeout_s=args.drain_timeout,
+                          http_parser=args.http_parser)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        err_console.print(f"[yellow]warning:[/yellow] listening on {args.host} without --auth-token-file: anyone "
+                          "who can reach this machine can use and load/unload models")
+    server = InferenceServer(args.engines, args.repository, config=config, model_config=model_config).start()
+    info = server.describe()
+    names = sorted({m["name"] for m in info["models"] if m["state"] == "READY"})
+    print(f"serving {len(names)} model(s): {', '.join(names)}")
+    for key in ("http", "grpc", "metrics"):
+        if info[key]:
+            print(f"  {key:8s}{info[key]}")
+    print("press Ctrl-C (or send SIGTERM) to stop; in-flight requests finish first", flush=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.wait(0.5):
+            pass
+        print("stopping: draining in-flight requests…", file=sys.stderr, flush=True)
+        server.stop(drain=True)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    print("stopped", flush=True)
+    return 0

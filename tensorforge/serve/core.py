@@ -1,0 +1,243 @@
+"""What the HTTP and gRPC adapters share: model lookup, request checks, submission, metadata, statistics.
+
+The adapters stay thin (decode → :meth:`ServingCore.submit` → encode); every rule about
+*what* a valid request is lives here once, so both protocols give the same answer with
+the same message. :func:`error_status` maps TensorForge errors onto HTTP status codes
+and gRPC status names.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    ConfigError,
+    EngineFileError,
+    InputError,
+    ModelError,
+    ModelNotFound,
+    ModelUnavailable,
+    QueueFullError,
+    RequestTimeout,
+)
+from .config import ServerConfig
+from .metrics import ModelMetrics, ServerMetrics
+from .protocol import InferRequest, datatype_of
+from .repository import ModelRepository, ModelVersion
+
+EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "schedule_policy"]
+_STATUS: list[tuple[type[BaseException], int, str]] = [
+    (InputError, 400, "INVALID_ARGUMENT"), (ConfigError, 400, "INVALID_ARGUMENT"),
+    (EngineFileError, 400, "INVALID_ARGUMENT"), (ModelError, 400, "INVALID_ARGUMENT"),
+    (ModelNotFound, 404, "NOT_FOUND"), (QueueFullError, 503, "UNAVAILABLE"), (ModelUnavailable, 503, "UNAVAILABLE"),
+    (RequestTimeout, 504, "DEADLINE_EXCEEDED"),
+]
+
+
+def error_status(exc: BaseException) -> tuple[int, str]:
+    """(HTTP status, gRPC status name) for an exception; anything unexpected is a 500 / INTERNAL."""
+    for cls, http, grpc in _STATUS:
+        if isinstance(exc, cls):
+            return http, grpc
+    return 500, "INTERNAL"
+
+
+def error_text(exc: BaseException) -> str:
+    _, name = error_status(exc)
+    return str(exc) if name != "INTERNAL" else f"model execution failed: {type(exc).__name__}: {exc}"
+
+
+class ServingCore:
+    """The protocol-independent server: a repository, its metrics, and the request rules."""
+
+    def __init__(self, repository: ModelRepository, metrics: ServerMetrics, config: ServerConfig) -> None:
+        from .. import __version__
+
+        self.repository = repository
+        self.metrics = metrics
+        self.config = config
+        self.version = __version__
+        self.shutting_down = False
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], dict[str, int]] = {}
+        self._model_metrics: dict[tuple[str, str], ModelMetrics] = {}
+
+    # -- server -----------------------------------------------------------------------------------
+    def ready(self) -> bool:
+        return not self.shutting_down
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": "tensorforge", "version": self.version, "extensions": list(EXTENSIONS)}
+
+    # -- models -----------------------------------------------------------------------------------
+    def model(self, name: str, version: str | None = None) -> ModelVersion:
+        return self.repository.get(name, version or None)
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        try:
+            self.model(name, version)
+        except ModelNotFound:
+            return False
+        return not self.shutting_down
+
+    def model_metadata(self, mv: ModelVersion) -> dict[str, Any]:
+        return {"name": mv.name, "versions": self.repository.versions(mv.name) or [mv.version], "platform": mv.platform,
+                "inputs": [_tensor_meta(s, mv.batchable) for s in mv.inputs],
+                "outputs": [_tensor_meta(s, mv.batchable) for s in mv.outputs]}
+
+    def model_config(self, mv: ModelVersion) -> dict[str, Any]:
+        """Triton-style config JSON (the parts that apply), plus our own settings under ``tensorforge``."""
+        b = mv.config.batcher
+        return {"name": mv.name, "platform": mv.platform, "backend": mv.platform,
+                "max_batch_size": b.max_batch_size if mv.batchable else 0,
+                "input": [_tensor_config(s, mv.batchable) for s in mv.inputs],
+                "output": [_tensor_config(s, mv.batchable) for s in mv.outputs],
+                "dynamic_batching": {"preferred_batch_size": list(b.preferred_batch_sizes),
+                                     "max_queue_delay_microseconds": int(b.max_queue_delay_ms * 1000),
+                                     "priority_levels": b.priority_levels,
+                                     "default_queue_policy": {"max_queue_size": b.max_queue_size}},
+                "instance_group": [{"count": b.instances, "kind": "KIND_CPU"}],
+                "tensorforge": mv.config.to_dict()}
+
+    # -- inference ---------------------------------------------------------------------------------
+    def validate(self, mv: ModelVersion, request: InferRequest) -> None:
+        """Check names, datatypes, shapes and values against the model; InputError names the problem."""
+        names = [s.name for s in mv.inputs]
+        given = set(request.inputs)
+        if given != set(names):
+            missing = [n for n in names if n not in given]
+            unexpected = sorted(given - set(names))
+            parts = ([f"missing input(s) {missing}"] if missing else []) + (
+                [f"unexpected input(s) {unexpected}"] if unexpected else [])
+            raise InputError(f"model {mv.name!r}: {'; '.join(parts)}; its inputs are {names}")
+        bound: dict[str, int] = {}
+        for spec in mv.inputs:
+            value = request.inputs[spec.name]
+            want = datatype_of(spec.dtype)
+            got = request.datatypes.get(spec.name, datatype_of(value.dtype))
+            if got != want:
+                raise InputError(f"input {spec.name!r} has datatype {got}; model {mv.name!r} expects {want}")
+            expected = _shape_text(spec.shape, mv.batchable)
+            if value.ndim != len(spec.shape):
+                raise InputError(f"input {spec.name!r} has shape {list(value.shape)}; model {mv.name!r} expects "
+                                 f"{expected}")
+            for axis, (n, dim) in enumerate(zip(value.shape, spec.shape)):
+                if isinstance(dim, int) and n != dim:
+                    raise InputError(f"input {spec.name!r} has shape {list(value.shape)}; model {mv.name!r} "
+                                     f"expects {expected} (axis {axis} must be {dim})")
+                if isinstance(dim, str):
+                    if bound.setdefault(dim, n) != n:
+                        raise InputError(f"input {spec.name!r} has {dim}={n} on axis {axis}, but another input "
+                                         f"has {dim}={bound[dim]}; all inputs must agree")
+            if mv.config.check_finite and value.dtype.kind == "f" and value.size and not _finite(value):
+                raise InputError(f"input {spec.name!r} holds NaN or Inf values; the model refuses them")
+        if request.outputs is not None:
+            known = [s.name for s in mv.outputs]
+            bad = [n for n, _ in request.outputs if n not in known]
+            if bad:
+                raise InputError(f"model {mv.name!r} has no output(s) {bad}; its outputs are {known}")
+
+    def submit(self, mv: ModelVersion, request: InferRequest) -> "Future[dict[str, np.ndarray]]":
+        """Validate and queue; raises InputError / QueueFullError / ModelUnavailable at once."""
+        try:
+            self.validate(mv, request)
+            levels = mv.config.batcher.priority_levels
+            if request.priority > levels:
+                raise InputError(f"priority {request.priority} is out of range: model {mv.name!r} has {levels} "
+                                 f"level(s), 1 (highest) to {levels}; 0 means the default (1)")
+            timeout_ms = request.timeout_us / 1000.0 if request.timeout_us else None
+            return mv.batcher.submit(request.inputs, priority=max(request.priority - 1, 0), timeout_ms=timeout_ms)
+        except InputError:
+            self.bad_request(mv)
+            raise
+
+    # -- per-request accounting (adapters call these) -------------------------------------------------
+    def _metrics(self, mv: ModelVersion) -> ModelMetrics:
+        key = (mv.name, mv.version)
+        m = self._model_metrics.get(key)
+        if m is None:
+            m = mv.observer if isinstance(mv.observer, ModelMetrics) else self.metrics.observer(mv.name, mv.version)
+            self._model_metrics[key] = m
+        return m
+
+    def _count(self, mv: ModelVersion, key: str, ns: int = 0) -> None:
+        with self._lock:
+            c = self._counts.setdefault((mv.name, mv.version), {"success": 0, "success_ns": 0, "bad_request": 0})
+            c[key] += 1
+            if ns:
+                c["success_ns"] += ns
+
+    def succeeded(self, mv: ModelVersion, latency_s: float) -> None:
+        self._count(mv, "success", int(latency_s * 1e9))
+        self._metrics(mv).succeeded(latency_s)
+
+    def bad_request(self, mv: ModelVersion) -> None:
+        self._count(mv, "bad_request")
+        self._metrics(mv).bad_request()
+
+    def client_gone(self, mv: ModelVersion) -> None:
+        self._metrics(mv).client_gone()
+
+    # -- statistics ---------------------------------------------------------------------------------------
+    def statistics(self, name: str | None = None, version: str | None = None) -> dict[str, Any]:
+        """Triton's statistics JSON for one model (or all loaded ones), plus a ``tensorforge`` block."""
+        if name:
+            models = [self.model(name, version)] if version else [
+                mv for mv in self.repository.loaded() if mv.name == name]
+            if not models:
+                self.model(name)       # raises ModelNotFound with the list of loaded models
+        else:
+            models = self.repository.loaded()
+        return {"model_stats": [self._model_stats(mv) for mv in sorted(models, key=lambda m: (m.name, m.version))]}
+
+    def _model_stats(self, mv: ModelVersion) -> dict[str, Any]:
+        s = mv.batcher.stats()
+        with self._lock:
+            c = dict(self._counts.get((mv.name, mv.version), {"success": 0, "success_ns": 0, "bad_request": 0}))
+        failed = s["rejected"] + s["timed_out"] + s["cancelled"] + s["backend_error"] + s["closed"] + c["bad_request"]
+        executed = s["success"] + s["backend_error"]
+
+        def dur(count: int, ns: int) -> dict[str, int]:
+            return {"count": count, "ns": ns}
+
+        return {
+            "name": mv.name, "version": mv.version, "last_inference": s["last_batch_unix_ms"],
+            "inference_count": s["rows"], "execution_count": s["batches"],
+            "inference_stats": {
+                "success": dur(c["success"], c["success_ns"]), "fail": dur(failed, 0),
+                "queue": dur(executed, s["queue_fill_ns"] + s["queue_instance_ns"]),
+                "compute_input": dur(s["batches"], 0), "compute_infer": dur(s["batches"], s["compute_ns"]),
+                "compute_output": dur(s["batches"], 0), "cache_hit": dur(0, 0), "cache_miss": dur(0, 0)},
+            "batch_stats": [{"batch_size": rows, "compute_input": dur(b["count"], 0),
+                             "compute_infer": dur(b["count"], b["compute_ns"]), "compute_output": dur(b["count"], 0)}
+                            for rows, b in s["batch_sizes"].items()],
+            "tensorforge": {k: s[k] for k in ("rejected", "timed_out", "cancelled", "backend_error", "closed",
+                                              "queue_fill_ns", "queue_instance_ns", "queue_depth", "in_flight",
+                                              "busy_instances", "instances")} | {"bad_request": c["bad_request"]},
+        }
+
+
+def _shape_text(shape: tuple[int | str | None, ...], batchable: bool) -> str:
+    return "[" + ", ".join(str(d) if isinstance(d, int) else ("-1" if i or not batchable else "-1 (batch)")
+                           for i, d in enumerate(shape)) + "]"
+
+
+def _tensor_meta(spec: Any, batchable: bool) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": datatype_of(spec.dtype),
+            "shape": [d if isinstance(d, int) else -1 for d in spec.shape]}
+
+
+def _tensor_config(spec: Any, batchable: bool) -> dict[str, Any]:
+    dims = [d if isinstance(d, int) else -1 for d in spec.shape]
+    return {"name": spec.name, "data_type": "TYPE_" + datatype_of(spec.dtype).replace("BYTES", "STRING"),
+            "dims": dims[1:] if batchable else dims}
+
+
+def _finite(value: np.ndarray) -> bool:
+    # Not the BLAS dot trick: inside a busy server OpenBLAS's own threads fight the model's for the
+    # cores (measured: 0.5 ms instead of 0.06 ms per 224×224×3 image); this SIMD scan stays ~20 µs.
+    return bool(np.isfinite(value).all())

@@ -1,0 +1,147 @@
+"""Prometheus metrics of the server, per model and version (``prometheus_client``, imported lazily).
+
+Exposed on the metrics port as Prometheus text (``GET /metrics``). Histograms, not
+summaries, so they aggregate across servers::
+
+  tensorforge_requests_total{model,version,outcome}   outcome: success | rejected (queue full) | timed_out |
+                                                      cancelled (client went away) | backend_error |
+                                                      bad_request | unavailable (model stopping)
+  tensorforge_request_duration_seconds{model,version} successful requests, receipt → response encoded
+  tensorforge_queue_duration_seconds{model,version,phase}
+                                                      phase: batch_fill (an instance was free, the batch
+                                                      was filling) | instance (all instances were busy)
+  tensorforge_compute_duration_seconds{model,version} per batch, merge + model + split
+  tensorforge_batch_size{model,version}               rows per executed batch
+  tensorforge_batch_fill_ratio{model,version}         rows / max_batch_size per executed batch
+  tensorforge_queue_depth, tensorforge_inflight_requests, tensorforge_busy_instances   gauges, read at scrape
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from .batching import BatchRecord
+
+if TYPE_CHECKING:
+    from .repository import ModelVersion
+
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
+                     0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256, 512)
+FILL_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
+OUTCOMES = ("success", "rejected", "timed_out", "cancelled", "backend_error", "bad_request", "unavailable")
+
+
+class ServerMetrics:
+    """The server's registry (its own, so several servers in one process never clash)."""
+
+    def __init__(self, loaded: Callable[[], "list[ModelVersion]"]) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ["model", "version"]
+        self.requests = Counter("tensorforge_requests", "Inference requests by outcome", labels + ["outcome"],
+                                registry=self.registry)
+        self.latency = Histogram("tensorforge_request_duration_seconds", "Successful request latency in the "
+                                 "server, from receipt to encoded response", labels, buckets=LATENCY_BUCKETS_S,
+                                 registry=self.registry)
+        self.queue = Histogram("tensorforge_queue_duration_seconds", "Time a request spent queued, by phase: "
+                               "batch_fill (waiting for the batch to fill) or instance (waiting for a free "
+                               "instance)", labels + ["phase"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.compute = Histogram("tensorforge_compute_duration_seconds", "Time to run one batch (merge, model, "
+                                 "split)", labels, buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.batch_size = Histogram("tensorforge_batch_size", "Rows per executed batch", labels,
+                                    buckets=BATCH_BUCKETS, registry=self.registry)
+        self.fill = Histogram("tensorforge_batch_fill_ratio", "Rows per executed batch / max_batch_size", labels,
+                              buckets=FILL_BUCKETS, registry=self.registry)
+        self.registry.register(_LiveGauges(loaded))
+        self._http: Any = None
+
+    def observer(self, model: str, version: str) -> "ModelMetrics":
+        return ModelMetrics(self, model, version)
+
+    def text(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)  # type: ignore[no-any-return]
+
+    def serve(self, host: str, port: int) -> int:
+        """Start the metrics HTTP endpoint on its own thread; returns the bound port."""
+        from prometheus_client import start_http_server
+
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._http = server
+        return int(server.server_port)
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+
+class ModelMetrics:
+    """One model version's metric children (label lookups done once) — also its batcher's observer."""
+
+    def __init__(self, metrics: ServerMetrics, model: str, version: str) -> None:
+        self.model, self.version = model, version
+        self._outcomes = {o: metrics.requests.labels(model, version, o) for o in OUTCOMES}
+        self._latency = metrics.latency.labels(model, version)
+        self._fill_wait = metrics.queue.labels(model, version, "batch_fill")
+        self._instance_wait = metrics.queue.labels(model, version, "instance")
+        self._compute = metrics.compute.labels(model, version)
+        self._batch = metrics.batch_size.labels(model, version)
+        self._ratio = metrics.fill.labels(model, version)
+
+    # BatcherObserver
+    def batch_done(self, record: BatchRecord) -> None:
+        self._compute.observe(record.compute_s)
+        self._batch.observe(record.rows)
+        self._ratio.observe(record.rows / record.max_batch_size)
+        for fill, wait in zip(record.queue_fill_s, record.queue_instance_s):
+            self._fill_wait.observe(fill)
+            self._instance_wait.observe(wait)
+        if record.error is not None:
+            self._outcomes["backend_error"].inc(record.requests)
+
+    def request_dropped(self, reason: str) -> None:
+        self._outcomes["unavailable" if reason == "closed" else reason].inc()
+
+    # adapters
+    def succeeded(self, latency_s: float) -> None:
+        self._outcomes["success"].inc()
+        self._latency.observe(latency_s)
+
+    def bad_request(self) -> None:
+        self._outcomes["bad_request"].inc()
+
+    def client_gone(self) -> None:
+        """The client went away after its batch had started: the result was computed, then discarded."""
+        self._outcomes["cancelled"].inc()
+
+
+class _LiveGauges:
+    """Queue depth, in-flight requests and busy instances, read from the batchers at scrape time."""
+
+    def __init__(self, loaded: Callable[[], "list[ModelVersion]"]) -> None:
+        self._loaded = loaded
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        families = {
+            "queue_depth": GaugeMetricFamily("tensorforge_queue_depth", "Requests waiting in the queue",
+                                             labels=["model", "version"]),
+            "in_flight": GaugeMetricFamily("tensorforge_inflight_requests", "Requests in executing batches",
+                                           labels=["model", "version"]),
+            "busy_instances": GaugeMetricFamily("tensorforge_busy_instances", "Instances running a batch",
+                                                labels=["model", "version"]),
+        }
+        for mv in self._loaded():
+            stats = mv.batcher.stats()
+            for key, family in families.items():
+                family.add_metric([mv.name, mv.version], stats[key])
+        yield from families.values()

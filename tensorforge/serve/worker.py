@@ -1,0 +1,168 @@
+"""Model instances: what runs a merged batch. One per batcher instance thread.
+
+* :class:`ThreadInstance` — a Session in this process. ONNX Runtime releases the GIL
+  while it computes, so N thread instances do run concurrently; this is the default.
+* :class:`ProcessInstance` — a Session in a child process (``python -m
+  tensorforge.serve.worker ENGINE``), fed over its stdin/stdout pipes. It isolates a
+  crashing backend (the child is restarted on the next batch) and sidesteps the GIL for
+  the Python around the model, at the cost of copying tensors through a pipe.
+  ``benchmarks/serve_instances.py`` measures which is faster here.
+
+The pipe protocol is data, never code (no pickle): each message is a 4-byte
+little-endian header length, a JSON header ``{"tensors": [{"name", "dtype", "shape",
+"nbytes"}]}`` (or ``{"error": "..."}``), then the raw tensor bytes in that order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any, Mapping, Protocol
+
+import numpy as np
+
+from ..engine.runtime import Engine
+from ..errors import ModelError
+
+
+class Instance(Protocol):
+    def run(self, inputs: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadInstance:
+    """A Session in this process; inputs were validated per request, so the finite check is off here."""
+
+    def __init__(self, engine: Engine, threads: int) -> None:
+        self.session = engine.session(threads=threads, check_finite=False, warn_host=False)
+
+    def run(self, inputs: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        return self.session.run(inputs)
+
+    def close(self) -> None:
+        pass
+
+
+# -- the pipe protocol ---------------------------------------------------------------------------
+def write_message(stream: IO[bytes], tensors: Mapping[str, np.ndarray] | None = None, error: str | None = None) -> None:
+    if error is not None:
+        header: dict[str, Any] = {"error": error}
+        blobs: list[bytes | memoryview] = []
+    else:
+        assert tensors is not None
+        arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+        header = {"tensors": [{"name": k, "dtype": v.dtype.str, "shape": list(v.shape), "nbytes": v.nbytes}
+                              for k, v in arrays.items()]}
+        blobs = [v.reshape(-1).view(np.uint8).data for v in arrays.values()]
+    head = json.dumps(header).encode()
+    stream.write(struct.pack("<I", len(head)))
+    stream.write(head)
+    for blob in blobs:
+        stream.write(blob)
+    stream.flush()
+
+
+def _read_exact(stream: IO[bytes], n: int) -> bytes:
+    data = stream.read(n)
+    if data is None or len(data) != n:
+        raise EOFError(f"pipe closed after {0 if not data else len(data)} of {n} bytes")
+    return data
+
+
+def read_message(stream: IO[bytes]) -> dict[str, np.ndarray]:
+    """Read one message; a child's ``{"error": ...}`` is raised as RuntimeError with its text."""
+    (n,) = struct.unpack("<I", _read_exact(stream, 4))
+    header = json.loads(_read_exact(stream, n))
+    if "error" in header:
+        raise RuntimeError(header["error"])
+    out = {}
+    for t in header["tensors"]:
+        dtype = np.dtype(t["dtype"])
+        if dtype.kind == "O":
+            raise ModelError("object tensors cannot cross the instance pipe; use instance_kind 'thread'")
+        out[t["name"]] = np.frombuffer(_read_exact(stream, int(t["nbytes"])), dtype=dtype).reshape(t["shape"])
+    return out
+
+
+class ProcessInstance:
+    """A Session in a child process; restarted on the next batch if it dies."""
+
+    def __init__(self, engine_path: str | os.PathLike[str], threads: int) -> None:
+        self.engine_path = str(Path(engine_path).resolve())
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._start()
+
+    def _start(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tensorforge.serve.worker", self.engine_path, str(self.threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)   # the child's stderr is ours: its warnings show
+        assert self._proc.stdout is not None
+        try:
+            read_message(self._proc.stdout)          # the child's "ready" (an empty tensor list)
+        except (EOFError, RuntimeError, ValueError) as exc:
+            self._proc.kill()
+            self._proc.wait(5)
+            raise ModelError(f"instance process for {self.engine_path} failed to start: {exc}") from exc
+
+    def run(self, inputs: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+            proc = self._proc
+            assert proc is not None and proc.stdin is not None and proc.stdout is not None
+            try:
+                write_message(proc.stdin, inputs)
+                return read_message(proc.stdout)
+            except (EOFError, BrokenPipeError, OSError) as exc:
+                proc.kill()
+                raise RuntimeError(f"instance process died while running a batch ({exc}); it restarts on the "
+                                   "next batch") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _child_main(engine_path: str, threads: int) -> int:
+    """The child side: load the engine, say ready, then answer batches until stdin closes."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr                       # stray prints must not corrupt the pipe
+    try:
+        session = Engine.load(engine_path).session(threads=threads, check_finite=False, warn_host=False)
+    except Exception as exc:
+        write_message(stdout, error=f"{type(exc).__name__}: {exc}")
+        return 1
+    write_message(stdout, {})
+    while True:
+        try:
+            inputs = read_message(stdin)
+        except EOFError:
+            return 0
+        try:
+            outputs = session.run(inputs)
+        except Exception as exc:  # reported to the parent, which fails that batch only
+            write_message(stdout, error=f"{type(exc).__name__}: {exc}")
+            continue
+        write_message(stdout, outputs)
+
+
+if __name__ == "__main__":  # pragma: no cover - runs in the child process
+    sys.exit(_child_main(sys.argv[1], int(sys.argv[2])))

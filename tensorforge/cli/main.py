@@ -10,9 +10,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import backends_cmd, bench_cmd, build_cmd, info_cmd, run_cmd, zoo_cmd
+from . import accuracy_cmd, backends_cmd, bench_cmd, build_cmd, info_cmd, loadtest_cmd, run_cmd, serve_cmd, zoo_cmd
 
-COMMANDS = (bench_cmd, build_cmd, run_cmd, info_cmd, zoo_cmd, backends_cmd)
+COMMANDS = (accuracy_cmd, bench_cmd, build_cmd, run_cmd, info_cmd, zoo_cmd, backends_cmd, loadtest_cmd, serve_cmd)
 
 DESCRIPTION = """\
 TensorForge turns a trained network (an ONNX file or a built-in zoo model) into an

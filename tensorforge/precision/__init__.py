@@ -1,0 +1,28 @@
+"""Reduced precision: FP16/BF16 conversion, INT8 (QDQ) with calibration, and the accuracy guard.
+
+Each step is an ONNX → ONNX transform, testable alone; :func:`apply_precision` is the one
+call the build uses::
+
+    from tensorforge.precision import (AccuracyBudget, CalibrationSpec, EvalData, PrecisionOptions,
+                                       apply_precision)
+    model, report = apply_precision(fp32_model, PrecisionOptions("int8", calibration=CalibrationSpec(data=calib),
+                                                                 accuracy_budget="1.0"),
+                                    eval_data=EvalData(held_out_batches, labels))
+    report.precision, report.kept_fp32_layers, report.accuracy
+
+Modules: ``calibration`` (data sources, preprocessing), ``histogram`` + ``methods``
+(minmax, entropy, percentile, mse), ``collect`` (activation histograms), ``cache``
+(calibration cache file), ``int8`` (QDQ via ONNX Runtime's quantizer), ``fp16`` (FP16 and
+BF16), ``metrics`` + ``evaluate`` (top-k, fidelity, budgets), ``guard``, ``report``, ``api``.
+"""
+
+from __future__ import annotations
+
+from .api import PRECISIONS, CalibrationSpec, PrecisionOptions, apply_precision, calibrate, default_measure
+from .calibration import CalibrationData, Preprocess, load_calibration_data
+from .evaluate import AccuracyBudget, EvalData, Score
+from .report import CandidateReport, PrecisionReport
+
+__all__ = ["PRECISIONS", "AccuracyBudget", "CalibrationData", "CalibrationSpec", "CandidateReport", "EvalData",
+           "Preprocess", "PrecisionOptions", "PrecisionReport", "Score", "apply_precision", "calibrate",
+           "default_measure", "load_calibration_data"]

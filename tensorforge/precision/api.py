@@ -1,0 +1,305 @@
+"""``apply_precision``: one call from an FP32 ONNX model to FP16, BF16, INT8 or the best of them.
+
+Example::
+
+    from tensorforge.precision import PrecisionOptions, CalibrationSpec, EvalData, apply_precision
+    opts = PrecisionOptions("int8", calibration=CalibrationSpec(data="calib/", method="entropy"),
+                            accuracy_budget="1.0")
+    model, report = apply_precision(fp32_model, opts, eval_data=EvalData(held_out_batches, labels))
+
+* ``fp16``/``bf16``: :mod:`.fp16` (BF16 nodes the backend has no kernel for compute in
+  FP32 between Casts, so the model runs on ONNX Runtime's CPU);
+* ``int8``: calibration (:mod:`.calibration`, :mod:`.collect`, :mod:`.methods`, cached
+  by :mod:`.cache`), then QDQ (:mod:`.int8`);
+* with ``accuracy_budget`` and held-out ``eval_data``: the guard (:mod:`.guard`); a
+  budget that cannot be met returns the FP32 model and says so in the report;
+* ``best``: every candidate under the budget, timed with ``measure(model_bytes) ->
+  seconds`` (lower is faster; default: median of ONNX Runtime runs on the first held-out
+  batch); the fastest wins only if at least ``min_speedup`` × faster than FP32.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+
+from ..backends.base import SessionConfig
+from ..backends.registry import get_backend
+from ..engine.inputs import io_specs, random_inputs
+from ..errors import BuildError, CalibrationError
+from ..graph.io import model_hash
+from .cache import CalibrationCache, load_cache, save_cache
+from .calibration import CalibrationData, Preprocess, load_calibration_data
+from .collect import collect_histograms, ranges_from_histograms
+from .evaluate import AccuracyBudget, EvalData, check_disjoint, run_model, score
+from .fp16 import compute_in_fp32, convert_float, ensure_node_names, missing_kernels
+from .guard import run_guard
+from .int8 import Int8Options, compute_layers, first_last_layers, layer_groups, quantize_qdq
+from .methods import METHODS
+from .report import CandidateReport, PrecisionReport
+
+__all__ = ["PRECISIONS", "CalibrationSpec", "PrecisionOptions", "apply_precision", "calibrate", "default_measure"]
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "best")
+Measure = Callable[[bytes], float]
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Where INT8 ranges come from: data (folder, .npy/.npz, array, iterable, or a
+    :class:`CalibrationData`), preprocessing, the method, and an optional cache file."""
+
+    data: Any = None
+    preprocess: Preprocess = Preprocess()
+    method: str = "percentile"       # entropy (TensorRT's default) clips spiky activations hard: see the report
+    percentile: float = 99.99
+    max_samples: int = 512
+    batch_size: int = 32
+    num_bins: int = 2048
+    cache_path: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise CalibrationError(f"unknown calibration method {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.data is None and self.cache_path is None:
+            raise CalibrationError("calibration needs data (a folder, .npy/.npz, arrays) or an existing cache file")
+
+
+@dataclass(frozen=True)
+class PrecisionOptions:
+    precision: str = "fp32"
+    calibration: CalibrationSpec | None = None
+    per_channel: bool = True
+    activations: str = "uint8"                   # INT8 activations: "uint8" (asymmetric) or "int8" (symmetric)
+    keep_first_last: bool = False
+    keep_fp32_nodes: tuple[str, ...] = ()
+    keep_io_types: bool = True
+    accuracy_budget: AccuracyBudget | float | str | None = None
+    candidates: tuple[str, ...] = ("int8", "fp16", "bf16")
+    min_speedup: float = 1.05
+    probe_samples: int = 128
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise BuildError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        bad = [c for c in self.candidates if c not in ("fp16", "bf16", "int8")]
+        if bad:
+            raise BuildError(f"best's candidates must be among fp16, bf16, int8; got {bad}")
+        if self.activations not in ("uint8", "int8"):
+            raise BuildError(f"activations must be 'uint8' or 'int8', got {self.activations!r}")
+
+    def budget(self) -> AccuracyBudget | None:
+        b = self.accuracy_budget
+        return b if isinstance(b, AccuracyBudget) or b is None else AccuracyBudget.parse(b)
+
+
+def calibrate(model: onnx.ModelProto, spec: CalibrationSpec, activations: str = "uint8", *,
+              threads: int | None = None) -> tuple[dict[str, tuple[float, float]], dict[str, Any], list[dict]]:
+    """(ranges, calibration report, calibration batches). Uses/refreshes ``spec.cache_path``."""
+    t0 = time.perf_counter()
+    digest = model_hash(model)
+    data: CalibrationData | None = None
+    if spec.data is not None:
+        data = spec.data if isinstance(spec.data, CalibrationData) else load_calibration_data(
+            spec.data, io_specs(model)[0], spec.preprocess, batch_size=spec.batch_size, max_samples=spec.max_samples)
+    info: dict[str, Any] = {"method": spec.method, "percentile": spec.percentile if spec.method == "percentile"
+                            else None, "activations": activations, "cache": None}
+    if spec.cache_path is not None and os.path.exists(spec.cache_path):
+        cache = load_cache(spec.cache_path, model_sha256=digest)      # refuses another model
+        same_data = data is None or data.fingerprint == cache.data_fingerprint
+        if cache.matches(spec.method, spec.percentile, activations) and same_data:
+            info.update(cache="hit", path=os.fspath(spec.cache_path), samples=cache.samples,
+                        source=cache.data_source, fingerprint=cache.data_fingerprint,
+                        seconds=round(time.perf_counter() - t0, 3))
+            return cache.ranges, info, data.batches if data else []
+        if data is None:
+            raise CalibrationError(f"calibration cache {os.fspath(spec.cache_path)!r} holds {cache.method} ranges "
+                                   f"for {cache.activations} activations; {spec.method}/{activations} was asked and "
+                                   "no calibration data was given to recompute")
+        info["cache"] = "stale (other data or settings): recalibrated"
+    if data is None:
+        raise CalibrationError(f"no calibration data and no cache at {spec.cache_path!s}")
+    hists = collect_histograms(model, data.batches, num_bins=spec.num_bins, threads=threads)
+    ranges = ranges_from_histograms(hists, spec.method, percentile=spec.percentile, unsigned=activations == "uint8")
+    if spec.cache_path is not None:
+        save_cache(spec.cache_path, CalibrationCache(digest, spec.method, spec.percentile, activations, data.samples,
+                                                     data.fingerprint, data.source, ranges))
+        info["cache"] = info["cache"] or "written"
+        info["path"] = os.fspath(spec.cache_path)
+    info.update(samples=data.samples, source=data.source, fingerprint=data.fingerprint, tensors=len(ranges),
+                seconds=round(time.perf_counter() - t0, 3))
+    return ranges, info, data.batches
+
+
+def default_measure(model: onnx.ModelProto, eval_data: EvalData | None, *, threads: int | None = None,
+                    repeats: int = 20) -> Measure:
+    """Median seconds of one ONNX Runtime call on the first held-out batch (or 8 random samples)."""
+    feeds = eval_data.batches[0] if eval_data is not None else random_inputs(io_specs(model)[0], 8, seed=0)
+
+    def measure(model_bytes: bytes) -> float:
+        session = get_backend("onnxruntime").create_session(model_bytes, SessionConfig("cpu", threads))
+        for _ in range(3):
+            session.run(feeds)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            session.run(feeds)
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+
+    return measure
+
+
+def _low_float(model: onnx.ModelProto, target: str, keep: frozenset[str], keep_io: bool) -> tuple[onnx.ModelProto,
+                                                                                                 Any, list[str]]:
+    low, info = convert_float(model, target, keep_nodes=keep, keep_io_types=keep_io)
+    lacking = missing_kernels(low)
+    if target == "bf16" and lacking:      # ORT inserts these Casts itself for FP16, not for BF16
+        low, _ = compute_in_fp32(low, lacking)
+    return low, info, lacking
+
+
+def _one(model: onnx.ModelProto, precision: str, opts: PrecisionOptions, eval_data: EvalData | None,
+         cal_cache: dict[str, Any]) -> PrecisionReport | tuple[onnx.ModelProto, PrecisionReport]:
+    budget = opts.budget()
+    if budget is not None and eval_data is None:
+        raise BuildError("an accuracy budget needs held-out evaluation data to check it against")
+    notes: list[str] = []
+    report_kw: dict[str, Any] = {}
+    user_keep = frozenset(opts.keep_fp32_nodes)
+    if precision == "int8":
+        if opts.calibration is None:
+            raise CalibrationError("INT8 needs calibration: give a CalibrationSpec (data and/or a cache file)")
+        if "ranges" not in cal_cache:
+            cal_cache["ranges"], cal_cache["info"], cal_cache["batches"] = calibrate(
+                model, opts.calibration, opts.activations, threads=opts.threads)
+        ranges = cal_cache["ranges"]
+        if eval_data is not None and cal_cache["batches"]:
+            check_disjoint(cal_cache["batches"], eval_data)
+        base = Int8Options(per_channel=opts.per_channel, activations=opts.activations,
+                           keep_first_last=opts.keep_first_last)
+
+        groups = layer_groups(model)
+        why_seen: list[dict[str, str]] = [{}]
+
+        def convert(keep: frozenset[str]) -> onnx.ModelProto:
+            nodes = {n for layer in keep for n in groups.get(layer, [layer])} | user_keep
+            qdq, why_seen[0] = quantize_qdq(model, ranges, replace(base, keep_nodes=tuple(sorted(nodes))))
+            return qdq
+
+        layers = [n for n in compute_layers(model) if n not in user_keep
+                  and not (opts.keep_first_last and n in first_last_layers(model))]
+        forced = sorted(user_keep | (frozenset(first_last_layers(model)) if opts.keep_first_last else frozenset()))
+        report_kw["calibration"] = cal_cache["info"]
+    else:
+        lacking_seen: list[str] = []
+        info_seen: list[Any] = []
+
+        def convert(keep: frozenset[str]) -> onnx.ModelProto:
+            low, info, lacking = _low_float(model, precision, keep | user_keep, opts.keep_io_types)
+            lacking_seen[:] = lacking
+            info_seen[:] = [info]
+            return low
+
+        layers = [n for n in compute_layers(model) if n not in user_keep]
+        forced = sorted(user_keep)
+    if budget is None or eval_data is None:
+        out = convert(frozenset())
+        accuracy: dict[str, Any] | None = None
+        if eval_data is not None:
+            ref = run_model(model.SerializeToString(), eval_data, threads=opts.threads)
+            got = run_model(out.SerializeToString(), eval_data, threads=opts.threads)
+            accuracy = {"data": eval_data.name, "fp32": score(ref, ref, eval_data.labels).to_dict(),
+                        "final": score(got, ref, eval_data.labels).to_dict(), "budget": None, "met": None}
+        kept, guard_info = forced, None
+    else:
+        result = run_guard(model, convert, layers, eval_data, budget, probe_samples=opts.probe_samples,
+                           threads=opts.threads)
+        guard_info = result.to_dict()
+        accuracy = {"data": eval_data.name, "fp32": result.fp32.to_dict(),
+                    "final": result.final.to_dict() if result.final else None, "budget": result.budget,
+                    "met": result.met, "message": result.message}
+        if not result.met or result.model is None:
+            return PrecisionReport(requested=precision, precision="fp32", accuracy=accuracy, guard=guard_info,
+                                   warnings=[f"{precision}: {result.message}"], **report_kw)
+        out, kept = result.model, sorted(set(forced) | set(result.kept_fp32))
+        notes.append(result.message)
+    if precision == "int8":
+        report_kw["kept_fp32_ops"] = {n: r for n, r in why_seen[0].items() if r != "kept by request"}
+    else:
+        info = info_seen[0] if info_seen else convert_float(model, precision)[1]
+        notes += info.notes
+        if lacking_seen:
+            notes.append(f"onnxruntime CPU has no {precision} kernels for {', '.join(lacking_seen)}: they compute in "
+                         "FP32 between Casts (values still rounded to " + precision + " between nodes)")
+        report_kw.update(kept_fp32_ops=dict(info.kept_fp32), backend_fp32_ops=list(lacking_seen))
+    return out, PrecisionReport(requested=precision, precision=precision, kept_fp32_layers=list(kept),
+                                accuracy=accuracy, guard=guard_info, notes=notes, **report_kw)
+
+
+def apply_precision(model: onnx.ModelProto, options: PrecisionOptions = PrecisionOptions(), *,
+                    eval_data: EvalData | None = None,
+                    measure: Measure | None = None) -> tuple[onnx.ModelProto, PrecisionReport]:
+    """Convert an FP32 model to ``options.precision``; see the module doc. Never ships outside the budget."""
+    t0 = time.perf_counter()
+    fp32 = onnx.ModelProto()
+    fp32.CopyFrom(model)
+    ensure_node_names(fp32)
+    if options.precision == "fp32":
+        return fp32, PrecisionReport(requested="fp32", precision="fp32")
+    cal_cache: dict[str, Any] = {}
+    if options.precision != "best":
+        res = _one(fp32, options.precision, options, eval_data, cal_cache)
+        if isinstance(res, PrecisionReport):
+            return fp32, replace(res, seconds=round(time.perf_counter() - t0, 3))
+        out, rep = res
+        if measure is not None:
+            fp32_s, final_s = measure(fp32.SerializeToString()), measure(out.SerializeToString())
+            rep = replace(rep, speed={"fp32_s": fp32_s, "final_s": final_s, "speedup": fp32_s / final_s})
+        return out, replace(rep, seconds=round(time.perf_counter() - t0, 3))
+    return _best(fp32, options, eval_data, measure, cal_cache, t0)
+
+
+def _best(fp32: onnx.ModelProto, options: PrecisionOptions, eval_data: EvalData | None, measure: Measure | None,
+          cal_cache: dict[str, Any], t0: float) -> tuple[onnx.ModelProto, PrecisionReport]:
+    if eval_data is None:
+        raise BuildError("precision 'best' needs held-out evaluation data: it only picks a precision whose accuracy "
+                         "it has checked (give eval data, or ask for one precision)")
+    budget = options.budget() or AccuracyBudget.default_for(eval_data)
+    opts = replace(options, accuracy_budget=budget)
+    measure = measure or default_measure(fp32, eval_data, threads=options.threads)
+    fp32_s = measure(fp32.SerializeToString())
+    candidates = [CandidateReport("fp32", True, None, fp32_s, note="baseline")]
+    winner: tuple[float, onnx.ModelProto, PrecisionReport] | None = None
+    for precision in options.candidates:
+        if precision == "int8" and options.calibration is None:
+            candidates.append(CandidateReport("int8", None, None, None, note="skipped: no calibration data given"))
+            continue
+        res = _one(fp32, precision, opts, eval_data, cal_cache)
+        if isinstance(res, PrecisionReport):
+            final = res.accuracy["final"] if res.accuracy else None
+            candidates.append(CandidateReport(precision, False, final, None, note="; ".join(res.warnings)))
+            continue
+        out, rep = res
+        secs = measure(out.SerializeToString())
+        final = rep.accuracy["final"] if rep.accuracy else None
+        faster = secs * options.min_speedup <= fp32_s
+        candidates.append(CandidateReport(precision, True, final, secs, list(rep.kept_fp32_layers),
+                                          note=f"{fp32_s / secs:.2f}x FP32" + ("" if faster else " — not faster")))
+        if faster and (winner is None or secs < winner[0]):
+            winner = (secs, out, rep)
+    seconds = round(time.perf_counter() - t0, 3)
+    if winner is None:
+        return fp32, PrecisionReport(requested="best", precision="fp32", candidates=candidates, seconds=seconds,
+                                     speed={"fp32_s": fp32_s, "final_s": fp32_s, "speedup": 1.0},
+                                     notes=["no candidate was both within the accuracy budget and at least "
+                                            f"{options.min_speedup:g}x faster than FP32 here: keeping FP32"])
+    secs, out, rep = winner
+    return out, replace(rep, requested="best", candidates=candidates, seconds=seconds,
+                        speed={"fp32_s": fp32_s, "final_s": secs, "speedup": fp32_s / secs})

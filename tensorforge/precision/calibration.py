@@ -1,0 +1,296 @@
+"""Calibration data: a folder of images, ``.npy``/``.npz`` files, or a Python iterable → model feeds.
+
+Images (``.png .jpg .jpeg .bmp .gif .tif .tiff .webp``, read with Pillow) go through the
+declared :class:`Preprocess`: convert to the model's channel count (grey ``L`` or
+``RGB``), resize, center-crop, scale, subtract mean / divide by std, then lay out as the
+model's input (NCHW or NHWC). Arrays (``.npy``, ``.npz``, iterables) are taken as
+already preprocessed: only ``layout`` (when the data's differs from the model's) and
+``scale``/``mean``/``std`` (when declared) apply. An ``.npz`` holds one array per model
+input by name (or a single array for a one-input model); other keys such as
+``labels`` are ignored. Files are read with ``allow_pickle=False`` — never unpickled.
+
+Every batch is checked against the model's inputs (names, rank, fixed dims, dtype) and
+a mismatch raises :class:`CalibrationError` saying what was found, what the model
+wants, and which preprocessing option fixes it.
+
+Example::
+
+    data = load_calibration_data("calib_images/", model_inputs,
+                                 Preprocess(resize=256, center_crop=224, mean=(0.485, 0.456, 0.406),
+                                            std=(0.229, 0.224, 0.225)), max_samples=256)
+    data.batches[0]   # {"input": float32 (32, 3, 224, 224)}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..engine.format import TensorSpec
+from ..errors import CalibrationError
+
+__all__ = ["Preprocess", "CalibrationData", "load_calibration_data", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Declared preprocessing. ``resize``: an int resizes the shorter side to it (keeping the
+    aspect), ``(H, W)`` resizes exactly; ``None`` resizes images straight to the model's H×W
+    when no crop is given. ``layout``: the *data's* layout for arrays ("NCHW"/"NHWC"; None =
+    the model's); images are always laid out as the model wants."""
+
+    resize: int | tuple[int, int] | None = None
+    center_crop: int | tuple[int, int] | None = None
+    scale: float | None = None           # images default to 1/255; arrays to no scaling
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    layout: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.layout not in (None, "NCHW", "NHWC"):
+            raise CalibrationError(f"layout must be 'NCHW' or 'NHWC', got {self.layout!r}")
+        if self.std is not None and any(s == 0 for s in self.std):
+            raise CalibrationError(f"std must not contain 0, got {self.std}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"resize": self.resize, "center_crop": self.center_crop, "scale": self.scale,
+                "mean": self.mean, "std": self.std, "layout": self.layout}
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    """Feed dicts ready to run, and what they were made from."""
+
+    batches: list[dict[str, np.ndarray]]
+    samples: int
+    source: str
+    fingerprint: str                     # sha256 over the feeds' bytes, shapes and names
+    notes: list[str] = field(default_factory=list)
+
+
+def _model_layout(spec: TensorSpec) -> str | None:
+    """NCHW / NHWC for a rank-4 input with 1 or 3 channels, else None."""
+    if len(spec.shape) != 4:
+        return None
+    if spec.shape[1] in (1, 3):
+        return "NCHW"
+    if spec.shape[3] in (1, 3):
+        return "NHWC"
+    return "NCHW"
+
+
+def _hw_c(spec: TensorSpec) -> tuple[int | None, int | None, int]:
+    layout = _model_layout(spec)
+    if layout is None:
+        raise CalibrationError(f"input {spec.name!r} has shape {spec.shape_str()}; images need a rank-4 image "
+                               "input — pass arrays (.npy/.npz) instead")
+    dims = spec.shape[2:4] if layout == "NCHW" else spec.shape[1:3]
+    c = spec.shape[1] if layout == "NCHW" else spec.shape[3]
+    h, w = (d if isinstance(d, int) else None for d in dims)
+    return h, w, int(c) if isinstance(c, int) else 3
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _load_image(path: Path, spec: TensorSpec, pre: Preprocess) -> np.ndarray:
+    try:
+        from PIL import Image
+    except ImportError as exc:  # pragma: no cover - Pillow is present where images are used
+        raise CalibrationError("reading calibration images needs Pillow: pip install pillow") from exc
+    h, w, c = _hw_c(spec)
+    try:
+        with Image.open(path) as im:
+            img = im.convert("L" if c == 1 else "RGB")
+    except OSError as exc:
+        raise CalibrationError(f"cannot read calibration image {str(path)!r}: {exc}") from exc
+    if pre.resize is not None:
+        if isinstance(pre.resize, int):
+            s = pre.resize / min(img.size)
+            size = (max(1, round(img.size[0] * s)), max(1, round(img.size[1] * s)))
+            img = img.resize(size, Image.Resampling.BILINEAR)
+        else:
+            rh, rw = _pair(pre.resize)
+            img = img.resize((rw, rh), Image.Resampling.BILINEAR)
+    elif pre.center_crop is None and h is not None and w is not None:
+        img = img.resize((w, h), Image.Resampling.BILINEAR)
+    if pre.center_crop is not None:
+        ch, cw = _pair(pre.center_crop)
+        if ch > img.size[1] or cw > img.size[0]:
+            raise CalibrationError(f"center_crop {ch}x{cw} is larger than image {path.name} after resizing "
+                                   f"({img.size[1]}x{img.size[0]}); resize to at least the crop size first")
+        left, top = (img.size[0] - cw) // 2, (img.size[1] - ch) // 2
+        img = img.crop((left, top, left + cw, top + ch))
+    arr = np.asarray(img, dtype=np.float32)
+    arr = arr[:, :, None] if arr.ndim == 2 else arr
+    arr = _normalize(arr * (pre.scale if pre.scale is not None else 1.0 / 255.0), pre, channel_axis=-1)
+    return arr.transpose(2, 0, 1) if _model_layout(spec) == "NCHW" else arr
+
+
+def _normalize(arr: np.ndarray, pre: Preprocess, channel_axis: int) -> np.ndarray:
+    shape = [1] * arr.ndim
+    shape[channel_axis] = -1
+    if pre.mean is not None:
+        arr = arr - np.asarray(pre.mean, np.float32).reshape(shape)
+    if pre.std is not None:
+        arr = arr / np.asarray(pre.std, np.float32).reshape(shape)
+    return arr
+
+
+class _Prepared(dict):  # type: ignore[type-arg]
+    """A feed made from an image file: already preprocessed, so no scaling/normalizing again."""
+
+
+def _as_feed(item: Any, specs: Sequence[TensorSpec], i: int) -> dict[str, Any]:
+    names = [s.name for s in specs]
+    if isinstance(item, Mapping):
+        return dict(item)
+    if isinstance(item, np.ndarray) or hasattr(item, "__array__"):
+        if len(specs) != 1:
+            raise CalibrationError(f"calibration item {i} is one array, but the model has {len(specs)} inputs "
+                                   f"{names}; give dicts {{name: array}}")
+        return {names[0]: np.asarray(item)}
+    raise CalibrationError(f"calibration item {i} is a {type(item).__name__}; give NumPy arrays or dicts "
+                           "{input name: array}")
+
+
+def _fit(feed: dict[str, Any], specs: Sequence[TensorSpec], pre: Preprocess, where: str) -> dict[str, np.ndarray]:
+    """Add a batch axis to single samples, apply layout/normalization, check against the specs."""
+    names = [s.name for s in specs]
+    missing, extra = [n for n in names if n not in feed], sorted(set(feed) - set(names))
+    if missing:
+        raise CalibrationError(f"{where}: missing model input(s) {missing}; the model's inputs are {names}"
+                               + (f" (got {extra})" if extra else ""))
+    out = {}
+    for spec in specs:
+        arr = np.asarray(feed[spec.name])
+        if arr.ndim == len(spec.shape) - 1:
+            arr = arr[None]
+        if arr.ndim != len(spec.shape):
+            raise CalibrationError(f"{where}: input {spec.name!r} has shape {arr.shape}; the model expects "
+                                   f"{spec.shape_str()} (a batch of samples, or one sample without the batch axis)")
+        layout = _model_layout(spec)
+        if pre.layout and layout and pre.layout != layout:
+            arr = arr.transpose(0, 3, 1, 2) if pre.layout == "NHWC" else arr.transpose(0, 2, 3, 1)
+        want = np.dtype(spec.dtype)
+        if want.kind == "f":
+            if arr.dtype.kind not in "fiub":
+                raise CalibrationError(f"{where}: input {spec.name!r} has dtype {arr.dtype}; the model expects {want}")
+            arr = arr.astype(np.float32)
+            if pre.scale is not None:
+                arr = arr * pre.scale
+            if pre.mean is not None or pre.std is not None:
+                arr = _normalize(arr, pre, channel_axis=1 if layout == "NCHW" else -1)
+            arr = arr.astype(want)
+        elif arr.dtype != want:
+            if arr.dtype.kind not in "iub" or want.kind not in "iub":
+                raise CalibrationError(f"{where}: input {spec.name!r} has dtype {arr.dtype}; the model expects {want}")
+            arr = arr.astype(want)
+        for axis, (got, dim) in enumerate(zip(arr.shape, spec.shape)):
+            if isinstance(dim, int) and got != dim:
+                hint = " — declare resize/center_crop, or layout='NHWC' if the data is channels-last" \
+                    if len(spec.shape) == 4 else ""
+                raise CalibrationError(f"{where}: input {spec.name!r} has shape {arr.shape}; the model expects "
+                                       f"{spec.shape_str()} (axis {axis} must be {dim}){hint}")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise CalibrationError(f"{where}: input {spec.name!r} holds NaN or Inf values")
+        out[spec.name] = np.ascontiguousarray(arr)
+    return out
+
+
+def _read_npz(path: Path, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise CalibrationError(f"cannot read {str(path)!r} as .npz without pickle: {exc}") from exc
+    names = [s.name for s in specs]
+    if all(n in arrays for n in names):
+        return {n: arrays[n] for n in names}
+    data_keys = [k for k in arrays if k not in ("labels", "label", "y", "targets")]
+    if len(specs) == 1 and len(data_keys) == 1:
+        return {names[0]: arrays[data_keys[0]]}
+    raise CalibrationError(f"{str(path)!r} holds arrays {sorted(arrays)}; name them after the model's inputs "
+                           f"{names} (extra keys such as 'labels' are ignored)")
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CalibrationError(f"cannot read {str(path)!r} as .npy without pickle: {exc}") from exc
+
+
+def _source_items(source: Any, specs: Sequence[TensorSpec], pre: Preprocess) -> tuple[Iterable[Any], str]:
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise CalibrationError(f"calibration data {str(path)!r} does not exist")
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES + (".npy", ".npz"))
+            if not files:
+                raise CalibrationError(f"no images ({' '.join(IMAGE_SUFFIXES)}) or .npy/.npz files in {str(path)!r}")
+            return (_read_file(p, specs, pre) for p in files), f"folder {path} ({len(files)} files)"
+        return iter([_read_file(path, specs, pre)]), f"file {path}"
+    if isinstance(source, np.ndarray) or isinstance(source, Mapping):
+        return iter([source]), "in-memory arrays"
+    try:
+        return iter(source), f"Python iterable ({type(source).__name__})"
+    except TypeError:
+        raise CalibrationError(f"calibration data must be a folder, a .npy/.npz file, an array or an iterable of "
+                               f"arrays/dicts; got {type(source).__name__}") from None
+
+
+def _read_file(path: Path, specs: Sequence[TensorSpec], pre: Preprocess) -> Any:
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _read_npz(path, specs)
+    if suffix == ".npy":
+        return _read_npy(path)
+    if suffix in IMAGE_SUFFIXES:
+        if len(specs) != 1:
+            raise CalibrationError(f"images can feed a one-input model only; this one has {[s.name for s in specs]}")
+        return _Prepared({specs[0].name: _load_image(path, specs[0], pre)})
+    raise CalibrationError(f"unsupported calibration file {str(path)!r}; use images, .npy or .npz")
+
+
+def load_calibration_data(source: Any, specs: Sequence[TensorSpec], preprocess: Preprocess = Preprocess(), *,
+                          batch_size: int = 32, max_samples: int = 512) -> CalibrationData:
+    """Read, preprocess, check and batch calibration data for a model with inputs ``specs``."""
+    if batch_size < 1 or max_samples < 1:
+        raise CalibrationError("batch_size and max_samples must be >= 1")
+    items, label = _source_items(source, specs, preprocess)
+    chunks: dict[str, list[np.ndarray]] = {s.name: [] for s in specs}
+    n = 0
+    for i, item in enumerate(items):
+        pre = Preprocess() if isinstance(item, _Prepared) else preprocess   # images are preprocessed on reading
+        feed = _fit(_as_feed(item, specs, i), specs, pre, where=f"calibration item {i} from {label}")
+        rows = next(iter(feed.values())).shape[0]
+        if any(v.shape[0] != rows for v in feed.values()):
+            raise CalibrationError(f"calibration item {i}: inputs disagree on the batch size "
+                                   f"{ {k: v.shape[0] for k, v in feed.items()} }")
+        take = min(rows, max_samples - n)
+        for k, v in feed.items():
+            chunks[k].append(v[:take])
+        n += take
+        if n >= max_samples:
+            break
+    if n == 0:
+        raise CalibrationError(f"no calibration samples in {label}")
+    full = {k: np.concatenate(v, axis=0) if len(v) > 1 else v[0] for k, v in chunks.items()}
+    digest = hashlib.sha256()
+    for k in sorted(full):
+        digest.update(k.encode())
+        digest.update(str(full[k].shape).encode() + str(full[k].dtype).encode())
+        digest.update(full[k].tobytes())
+    batches = [{k: v[i:i + batch_size] for k, v in full.items()} for i in range(0, n, batch_size)]
+    notes = [f"{n} calibration samples from {label}"]
+    return CalibrationData(batches=batches, samples=n, source=label, fingerprint=digest.hexdigest(), notes=notes)

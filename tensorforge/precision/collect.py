@@ -1,0 +1,86 @@
+"""Run calibration data through a model and histogram every float activation.
+
+The model is copied with each float32 tensor that a node produces (and each float
+graph input) added as a graph output, run once per calibration batch on ONNX Runtime
+(basic graph optimizations, so requested tensors keep their meaning), and each
+tensor's values feed its :class:`AbsHistogram`. The method then turns histograms into
+ranges (:func:`ranges_from_histograms`).
+
+Example::
+
+    hists = collect_histograms(model, data.batches)
+    ranges = ranges_from_histograms(hists, "entropy")     # {tensor: (low, high)}
+"""
+
+from __future__ import annotations
+
+import onnx
+from onnx import TensorProto, helper
+
+from ..backends.base import SessionConfig
+from ..backends.registry import get_backend
+from ..errors import CalibrationError
+from .histogram import AbsHistogram
+from .methods import METHODS, tensor_range
+
+__all__ = ["activation_tensors", "collect_histograms", "ranges_from_histograms"]
+
+
+def _float_types(model: onnx.ModelProto) -> dict[str, int]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:   # shape inference is best effort; fall back to what the model declares
+        inferred = model
+    g = inferred.graph
+    return {v.name: v.type.tensor_type.elem_type for v in list(g.value_info) + list(g.input) + list(g.output)
+            if v.type.HasField("tensor_type")}
+
+
+def activation_tensors(model: onnx.ModelProto) -> list[str]:
+    """Float32 tensors computed at run time: node outputs (Constant nodes excluded) and graph inputs."""
+    types = _float_types(model)
+    inits = {t.name for t in model.graph.initializer}
+    names: list[str] = [v.name for v in model.graph.input if v.name not in inits
+                        and types.get(v.name) == TensorProto.FLOAT]
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            continue
+        names += [o for o in node.output if o and types.get(o) == TensorProto.FLOAT]
+    return list(dict.fromkeys(names))
+
+
+def collect_histograms(model: onnx.ModelProto, batches: list[dict], *, num_bins: int = 2048,
+                       threads: int | None = None) -> dict[str, AbsHistogram]:
+    tensors = activation_tensors(model)
+    if not tensors:
+        raise CalibrationError("the model has no float32 activations to calibrate")
+    augmented = onnx.ModelProto()
+    augmented.CopyFrom(model)
+    present = {o.name for o in augmented.graph.output}
+    for name in tensors:
+        if name not in present:
+            augmented.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    session = get_backend("onnxruntime").create_session(
+        augmented.SerializeToString(), SessionConfig("cpu", threads, {"graph_optimization_level": "basic"}))
+    names = list(session.output_names)
+    hists = {name: AbsHistogram(num_bins) for name in tensors}
+    for i, feeds in enumerate(batches):
+        try:
+            outputs = session.run(feeds)
+        except Exception as exc:   # ORT's own error types stay behind this line
+            raise CalibrationError(f"running calibration batch {i} failed: {exc}") from exc
+        for name, value in zip(names, outputs):
+            if name in hists:
+                try:
+                    hists[name].update(value)
+                except ValueError as exc:
+                    raise CalibrationError(f"tensor {name!r} in calibration batch {i}: {exc}") from exc
+    return hists
+
+
+def ranges_from_histograms(hists: dict[str, AbsHistogram], method: str, *, percentile: float = 99.99,
+                           unsigned: bool = True) -> dict[str, tuple[float, float]]:
+    if method not in METHODS:
+        raise CalibrationError(f"unknown calibration method {method!r}; use one of {', '.join(METHODS)}")
+    return {name: tensor_range(h, method, percentile=percentile, unsigned=unsigned)
+            for name, h in hists.items() if h.total}

@@ -49,8 +49,14 @@ class BenchOptions:
     rounds: int = 6
     seed: int = 0
     noise_threshold_pct: float = 10.0
+    precision: str = "fp32"          # built at this precision when the target is an ONNX file or zoo name
+    calibration: Any = None          # INT8 calibration data (see BuildOptions); None = random (speed only)
 
     def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "fp16", "bf16", "int8"):
+            raise InputError(f"bench precision must be fp32, fp16, bf16 or int8, got {self.precision!r} ('best' "
+                             "needs held-out data: build it with `tensorforge build --precision best`, then bench "
+                             "the engine)")
         if not self.batches or any(b < 1 for b in self.batches):
             raise InputError(f"batch sizes must be positive integers, got {list(self.batches)}")
         if self.duration_s <= 0 or self.warmup_s < 0:
@@ -157,18 +163,28 @@ def paired_speedup(ours: _Timer, peer: _Timer) -> tuple[float, float, str]:
     return median, half_range_pct, verdict
 
 
-def _load_target(target: Any, threads: int | None) -> tuple[Engine, bytes | None, str]:
-    """(engine, original ONNX bytes for the baseline or None, label)."""
+def _load_target(target: Any, options: BenchOptions) -> tuple[Engine, bytes | None, str, list[str]]:
+    """(engine, original ONNX bytes for the baseline or None, label, build warnings)."""
     path = os.fspath(target) if isinstance(target, (str, os.PathLike)) else None
+    engine = None
     if isinstance(target, Engine):
-        return target, _original_bytes(target), target.name
-    if path is not None and path.endswith(".tfe"):
+        engine = target
+    elif path is not None and path.endswith(".tfe"):
         engine = Engine.load(path)
-        return engine, _original_bytes(engine), engine.name
+    if engine is not None:
+        built = engine.manifest.get("precision", "fp32")
+        if options.precision != "fp32" and options.precision != built:
+            raise InputError(f"{engine.name!r} is a {built} engine; its precision is fixed at build time. Bench the "
+                             "ONNX file or zoo name to compare precisions")
+        return engine, _original_bytes(engine), engine.name, []
     model, name, _ = resolve_source(target)
-    engine, _ = build(model, options=BuildOptions(threads=threads))
+    calibration = options.calibration
+    if options.precision == "int8" and calibration is None:
+        calibration = "random"
+    engine, report = build(model, options=BuildOptions(threads=options.threads, precision=options.precision,
+                                                       calibration=calibration))
     engine.manifest["model"]["name"] = name
-    return engine, model.SerializeToString(), name
+    return engine, model.SerializeToString(), name, list(report.warnings)
 
 
 def _original_bytes(engine: Engine) -> bytes | None:
@@ -178,7 +194,7 @@ def _original_bytes(engine: Engine) -> bytes | None:
     model_info = engine.manifest.get("model", {})
     source = str(model_info.get("source", ""))
     try:
-        model, _, _ = resolve_source(source[4:] if source.startswith("zoo:") else source)
+        model, _, _ = resolve_source(source.split(":", 1)[1] if source.startswith(("zoo:", "trained:")) else source)
     except TensorForgeError:
         return None
     if model_hash(model) != model_info.get("sha256_original"):
@@ -192,8 +208,7 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
     >>> result = bench("mobilenet_v2", BenchOptions(batches=(1, 8), baseline=True))   # doctest: +SKIP
     >>> result.rows[0].engine.throughput_sps                                           # doctest: +SKIP
     """
-    engine, original, label = _load_target(target, options.threads)
-    warnings: list[str] = []
+    engine, original, label, warnings = _load_target(target, options)
     if options.baseline and original is None:
         warnings.append("baseline skipped: the engine's original model could not be found (or its hash differs); "
                         "bench the ONNX file or zoo name instead of the engine to get a baseline")

@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "alternating with the engine, and prints the speedup."),
         epilog="examples:\n  tensorforge bench                          (mobilenet_v2, batches 1,2,4,8,64,128)\n"
                "  tensorforge bench resnet50 --batch 1,8 --baseline\n"
+               "  tensorforge bench resnet50 --batch 1,8 --precision fp32,fp16,int8 --baseline\n"
                "  tensorforge bench model.tfe --batch 1 --duration 10 --json out.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
@@ -32,6 +33,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="intra-op threads for engine and baseline (default: backend's)")
     p.add_argument("--baseline", action="store_true",
                    help="also measure bare ONNX Runtime on the original model, same inputs, same run")
+    p.add_argument("--precision", default="fp32",
+                   help="comma-separated precisions to build and measure side by side, from fp32,fp16,bf16,int8 "
+                        "(default: fp32); one row per precision and batch size")
+    p.add_argument("--calib", metavar="DATA",
+                   help="INT8 calibration data (see `tensorforge build --help`); default: random inputs, which "
+                        "is fine for speed but says nothing of accuracy (use `tensorforge accuracy` for that)")
     p.add_argument("--json", metavar="FILE", help="write every figure and setting as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per batch size as CSV")
     p.set_defaults(func=_run)
@@ -42,21 +49,26 @@ def _run(args: argparse.Namespace) -> int:
 
     from ..bench.runner import BenchOptions, batches_from_text, bench
 
-    options = BenchOptions(batches=batches_from_text(args.batch), duration_s=args.duration, warmup_s=args.warmup,
-                           min_iterations=args.min_iterations, threads=args.threads, baseline=args.baseline)
+    precisions = [x.strip() for x in args.precision.split(",") if x.strip()] or ["fp32"]
+    batches = batches_from_text(args.batch)
+    options = [BenchOptions(batches=batches, duration_s=args.duration, warmup_s=args.warmup,
+                            min_iterations=args.min_iterations, threads=args.threads, baseline=args.baseline,
+                            precision=p, calibration=args.calib) for p in precisions]    # validates each first
+    results = []
     with Progress(TextColumn("bench {task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task(args.model, total=1.0)
+        for i, opts in enumerate(options):
+            def progress(label: str, fraction: float, i: int = i, p: str = opts.precision) -> None:
+                bar.update(task, completed=(i + fraction) / len(options), description=f"{args.model} {p}: {label}")
 
-        def progress(label: str, fraction: float) -> None:
-            bar.update(task, completed=fraction, description=f"{args.model}: {label}")
-
-        result = bench(args.model, options, progress=progress)
-    print_table(result)
+            results.append(bench(args.model, opts, progress=progress))
+    print_table(results)
     if args.json:
-        write_json(args.json, result.to_dict())
+        write_json(args.json, results[0].to_dict() if len(results) == 1 else
+                   {"schema": "tensorforge.bench-precisions/1", "results": [r.to_dict() for r in results]})
     if args.csv:
-        write_csv(args.csv, result)
+        write_csv(args.csv, results)
     return 0
 
 
@@ -64,23 +76,30 @@ def _f(x: float | None, fmt: str = "{:.2f}") -> str:
     return "n/a" if x is None else fmt.format(x)
 
 
-def print_table(result) -> None:  # type: ignore[no-untyped-def]
+def print_table(results) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
+    results = results if isinstance(results, list) else [results]
+    result = results[0]
     host = result.host
-    title = (f"{result.model['name']} · {result.model['precision'].upper()} · {result.model['backend']} · "
+    several = len(results) > 1
+    precision = "" if several else f"{result.model['precision'].upper()} · "
+    title = (f"{result.model['name']} · {precision}{result.model['backend']} · "
              f"{host['cpu_model']} ({host['logical_cores']} cores)")
     table = Table(title=title)
-    cols = ["batch", "perf (samples/s)", "power (W)", "perf/W", "latency mean (ms)", "min", "p50", "p90", "p95",
-            "p99", "max", "peak RSS", "noise %"]
-    has_base = any(r.baseline for r in result.rows)
+    cols = (["precision"] if several else []) + [
+        "batch", "perf (samples/s)", "power (W)", "perf/W", "latency mean (ms)", "min", "p50", "p90", "p95", "p99",
+        "max", "peak RSS", "noise %"]
+    has_base = any(r.baseline for res in results for r in res.rows)
     if has_base:
         cols += ["ORT (samples/s)", "speedup"]
     for c in cols:
         table.add_column(c, justify="right")
-    for r in result.rows:
+    rows = [(res.model["precision"], r) for res in results for r in res.rows]
+    for prec, r in rows:
         lat = r.engine.latency
-        row = [str(r.batch), f"{r.engine.throughput_sps:,.1f}", _f(r.power_w), _f(r.perf_per_watt),
+        row = ([prec.upper()] if several else []) + [
+               str(r.batch), f"{r.engine.throughput_sps:,.1f}", _f(r.power_w), _f(r.perf_per_watt),
                f"{lat['mean_ms']:.2f}", f"{lat['min_ms']:.2f}", f"{lat['p50_ms']:.2f}", f"{lat['p90_ms']:.2f}",
                f"{lat['p95_ms']:.2f}", f"{lat['p99_ms']:.2f}", f"{lat['max_ms']:.2f}",
                human_bytes(r.peak_rss_bytes), f"{r.engine.noise['spread_pct']:.1f}"]
@@ -92,23 +111,27 @@ def print_table(result) -> None:  # type: ignore[no-untyped-def]
                 row += ["n/a", "n/a"]
         table.add_row(*row)
     console.print(table)
-    if all(r.power_w is None for r in result.rows):
+    if all(r.power_w is None for _, r in rows):
         console.print(f"power: n/a — {result.power_source}")
-    for w in result.warnings:
+    if has_base and several:
+        console.print("speedup: against bare ONNX Runtime on the original FP32 model, in the same run")
+    for w in dict.fromkeys((f"{res.model['precision']}: " if several else "") + w
+                           for res in results for w in res.warnings):
         console.print(f"[yellow]warning:[/yellow] {w}")
 
 
-def write_csv(path: str, result) -> None:  # type: ignore[no-untyped-def]
-    fields = ["batch", "throughput_sps", "min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
-              "iterations", "noise_spread_pct", "peak_rss_bytes", "power_w", "perf_per_watt", "energy_j_per_sample",
-              "baseline_throughput_sps", "speedup_vs_baseline", "speedup_noise_pct"]
+def write_csv(path: str, results) -> None:  # type: ignore[no-untyped-def]
+    results = results if isinstance(results, list) else [results]
+    fields = ["precision", "batch", "throughput_sps", "min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
+              "max_ms", "iterations", "noise_spread_pct", "peak_rss_bytes", "power_w", "perf_per_watt",
+              "energy_j_per_sample", "baseline_throughput_sps", "speedup_vs_baseline", "speedup_noise_pct"]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(fields)
-        for r in result.rows:
+        for r, prec in ((r, res.model["precision"]) for res in results for r in res.rows):
             lat = r.engine.latency
-            w.writerow([r.batch, r.engine.throughput_sps, lat["min_ms"], lat["mean_ms"], lat["p50_ms"], lat["p90_ms"],
-                        lat["p95_ms"], lat["p99_ms"], lat["max_ms"], r.engine.iterations,
+            w.writerow([prec, r.batch, r.engine.throughput_sps, lat["min_ms"], lat["mean_ms"], lat["p50_ms"],
+                        lat["p90_ms"], lat["p95_ms"], lat["p99_ms"], lat["max_ms"], r.engine.iterations,
                         r.engine.noise["spread_pct"], r.peak_rss_bytes, r.power_w, r.perf_per_watt,
                         r.energy_j_per_sample, r.baseline.throughput_sps if r.baseline else None,
                         r.speedup_vs_baseline, r.speedup_noise_pct])

@@ -16,7 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "graph against the original on random inputs (FP32 tolerance), and only then write "
         "the .tfe file. Prints a before/after report."),
         epilog="examples:\n  tensorforge build resnet50 -o resnet50.tfe\n"
-               "  tensorforge build model.onnx --max-batch 64 -o model.tfe",
+               "  tensorforge build model.onnx --max-batch 64 -o model.tfe\n"
+               "  tensorforge build resnet50 --precision fp16 -o resnet50_fp16.tfe\n"
+               "  tensorforge build model.onnx --precision int8 --calib images/ --calib-cache model.calib -o m8.tfe\n"
+               "  tensorforge build mnist_cnn --precision int8 --calib mnist5k --accuracy-budget 1.0 -o mnist8.tfe\n"
+               "  tensorforge build resnet50 --precision int8 --calib random -o r50_int8.tfe   (speed only)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="an ONNX file or a zoo model name (see `tensorforge zoo list`)")
     p.add_argument("-o", "--output", required=True, help="engine file to write, e.g. model.tfe")
@@ -28,6 +32,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="onnxruntime", help="execution backend (see `tensorforge backends`)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--no-verify", action="store_true", help="skip the numerical check (not recommended)")
+    q = p.add_argument_group("reduced precision")
+    q.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16", "int8", "best"),
+                   help="fp32 (default); fp16/bf16 (checked against FP32, ~1e-2); int8 (QDQ, needs --calib); "
+                        "best (the fastest precision that stays within --accuracy-budget, never slower than FP32)")
+    q.add_argument("--calib", metavar="DATA",
+                   help="INT8 calibration data: a folder of images, a .npy/.npz file, a bundled dataset "
+                        "(mnist5k, digits, sentences), or 'random' for a speed-only build")
+    q.add_argument("--calib-method", default="percentile", choices=("minmax", "entropy", "percentile", "mse"),
+                   help="how activation ranges are chosen (default: percentile 99.99; entropy = TensorRT's KL)")
+    q.add_argument("--calib-cache", metavar="FILE", help="calibration cache: reused when it fits this model and "
+                   "data, refused for another model, (re)written otherwise")
+    q.add_argument("--activations", default="uint8", choices=("uint8", "int8"),
+                   help="INT8 activations: uint8 (asymmetric, default) or int8 (symmetric)")
+    q.add_argument("--keep-first-last", action="store_true", help="keep the first and last layers in FP32")
+    q.add_argument("--accuracy-budget", metavar="BUDGET",
+                   help="max top-1 drop in points (e.g. 1.0) or a fidelity floor (cosine:0.99); the most "
+                        "sensitive layers fall back to FP32 until it holds on held-out data, else FP32 is kept")
+    q.add_argument("--eval-data", metavar="DATA", help="held-out data for the budget: a bundled dataset or an .npz "
+                   "with arrays named after the inputs and optional 'labels' (default: --calib's validation split "
+                   "when --calib is a bundled dataset)")
     p.add_argument("--report", metavar="JSON", help="also write the build report as JSON")
     p.set_defaults(func=_run)
 
@@ -36,7 +60,11 @@ def _run(args: argparse.Namespace) -> int:
     from ..engine.build import BuildOptions, build
 
     options = BuildOptions(pipeline=args.pipeline, batch=args.batch, max_batch=args.max_batch, backend=args.backend,
-                           device=args.device, threads=args.threads, verify=not args.no_verify)
+                           device=args.device, threads=args.threads, verify=not args.no_verify,
+                           precision=args.precision, calibration=args.calib, calibration_method=args.calib_method,
+                           calibration_cache=args.calib_cache, activations=args.activations,
+                           keep_first_last=args.keep_first_last, accuracy_budget=args.accuracy_budget,
+                           eval_data=args.eval_data)
     with console.status(f"building {args.model} ..."):
         _, report = build(args.model, args.output, options)
     print_report(report)
@@ -72,6 +100,36 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
         console.print(f"verified at batch {v.batch} against {v.reference}: max abs error {v.max_abs_err:.2e}, "
                       f"max normalized error {v.max_norm_err:.2e} (tolerance {v.tolerance:.0e}) — "
                       + ("[green]passed[/green]" if v.passed else "[red]FAILED[/red]"))
+    _print_precision(report)
     if report.output:
         size = human_bytes(report.engine_bytes)
         console.print(f"wrote {report.output} ({size}) in {report.timings_s['total']:.1f} s")
+
+
+def _print_precision(report) -> None:  # type: ignore[no-untyped-def]
+    rep = report.precision_report
+    if rep is None:
+        return
+    asked = rep["requested"]
+    console.print(f"precision: {asked} → [bold]{report.precision}[/bold]"
+                  + (f" ({len(rep['kept_fp32_layers'])} layer(s) kept in FP32)" if rep["kept_fp32_layers"] else ""))
+    if rep.get("calibration"):
+        cal = rep["calibration"]
+        console.print(f"  calibration: {cal.get('method')} on {cal.get('samples')} samples from {cal.get('source')}"
+                      + (f", cache {cal['cache']}" if cal.get("cache") else ""))
+    acc = rep.get("accuracy")
+    if acc:
+        console.print(f"  accuracy ({acc.get('data')}): {acc.get('message')}")
+    for c in rep.get("candidates", []):
+        console.print(f"  candidate {c['precision']}: {c['note']}")
+    check = report.precision_check
+    if check and "max_norm_err" in check:
+        console.print(f"  checked against {check['against']}: max normalized error {check['max_norm_err']:.2e} "
+                      f"(tolerance {check['tolerance']:.0e}) — " + ("[green]passed[/green]" if check["passed"]
+                                                                     else "[red]FAILED[/red]"))
+    for note in rep.get("notes", []):
+        if acc and note == acc.get("message"):
+            continue
+        console.print(f"  note: {note}")
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")

@@ -29,6 +29,7 @@ from .inputs import io_specs, random_inputs
 from .runtime import Engine
 
 ModelSource = "str | os.PathLike[str] | onnx.ModelProto"
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "best")     # the same list as precision.PRECISIONS (tested)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,16 @@ class BuildOptions:
     verify_batch: int = 2
     rtol: float = 1e-5      # on the max-normalized error, see _compare
     seed: int = 0
+    # reduced precision (see engine/precision_step.py and the precision package)
+    precision: str = "fp32"                 # fp32 | fp16 | bf16 | int8 | best
+    calibration: Any = None                 # INT8 data: folder, .npy/.npz, arrays, iterable, dataset name, "random"
+    calibration_method: str = "percentile"  # minmax | entropy | percentile | mse
+    calibration_cache: str | None = None    # a calibration cache file: read when it fits, else (re)written
+    activations: str = "uint8"              # INT8 activations: uint8 (asymmetric) or int8 (symmetric)
+    keep_first_last: bool = False           # keep the first and last compute layers in FP32
+    accuracy_budget: str | float | None = None   # max top-1 drop in points, or "cosine:0.99"
+    eval_data: Any = None                   # held-out data for the guard: EvalData, dataset name or .npz
+    precision_rtol: float | None = None     # FP16/BF16 check tolerance (default per precision)
 
     def __post_init__(self) -> None:
         if self.batch is not None and self.max_batch is not None:
@@ -53,6 +64,8 @@ class BuildOptions:
         for label, value in (("batch", self.batch), ("max_batch", self.max_batch)):
             if value is not None and value < 1:
                 raise BuildError(f"{label} must be >= 1, got {value}")
+        if self.precision not in PRECISIONS:
+            raise BuildError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,9 @@ class BuildReport:
     timings_s: dict[str, float]
     engine_bytes: int = 0
     warnings: list[str] = field(default_factory=list)
+    precision: str = "fp32"
+    precision_report: dict[str, Any] | None = None
+    precision_check: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,12 +119,15 @@ def resolve_source(source: Any) -> tuple[onnx.ModelProto, str, str]:
     path = Path(os.fspath(source))
     if path.exists():
         return load_model(path), path.stem, str(path)
-    from ..models import zoo
+    from ..models import datasets, zoo
 
     text = os.fspath(source)
     if text in zoo.names():
         return zoo.build(text), text, f"zoo:{text}"
-    raise ModelError(f"{text!r} is neither an ONNX file nor a zoo model; zoo models: {', '.join(zoo.names())}")
+    if text in datasets.trained_models():
+        return load_model(datasets.trained_model(text)), text, f"trained:{text}"
+    raise ModelError(f"{text!r} is neither an ONNX file nor a zoo model; zoo models: {', '.join(zoo.names())}; "
+                     f"trained models: {', '.join(datasets.trained_models())}")
 
 
 def build(source: Any, output: str | os.PathLike[str] | None = None,
@@ -159,6 +178,17 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
                 f"(max abs {verification.max_abs_err:.3g}); nothing was written. Rebuild with "
                 "--pipeline none to skip graph passes, and please report the model")
 
+    step = None
+    if options.precision != "fp32":
+        from . import precision_step
+
+        t = time.perf_counter()
+        step = precision_step.apply(optimized, options)
+        timings["precision"] = time.perf_counter() - t
+        if step.precision != "fp32":
+            optimized = step.model
+            payload = optimized.SerializeToString()
+
     inputs, outputs = io_specs(optimized)
     manifest: dict[str, Any] = {
         "model": {"name": name, "source": origin, "sha256_original": model_hash(original),
@@ -166,7 +196,7 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
         "inputs": [s.to_dict() for s in inputs],
         "outputs": [s.to_dict() for s in outputs],
         "max_batch": options.max_batch,
-        "precision": "fp32",
+        "precision": step.precision if step else "fp32",
         "backend": {"name": backend.name, "versions": backend.versions(),
                     "settings": SessionConfig(options.device, options.threads).to_dict()},
         "build": {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -174,6 +204,7 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
                   "pipeline": options.pipeline, "passes": [r.to_dict() for r in pass_reports],
                   "notes": notes,
                   "verification": asdict(verification) if verification else None,
+                  "precision": None if step is None else {"report": step.report, "check": step.check},
                   "summary": {"before": asdict(before), "after": asdict(after)}},
     }
     engine = Engine(manifest, payload)
@@ -188,7 +219,10 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
     report = BuildReport(name=name, source=origin, output=None if output is None else os.fspath(output),
                          notes=notes, before=before, after=after, passes=[r.to_dict() for r in pass_reports],
                          verification=verification, timings_s={k: round(v, 3) for k, v in timings.items()},
-                         engine_bytes=engine_bytes)
+                         engine_bytes=engine_bytes, warnings=step.warnings if step else [],
+                         precision=step.precision if step else "fp32",
+                         precision_report=step.report if step else None,
+                         precision_check=step.check if step else None)
     return engine, report
 
 

@@ -83,7 +83,7 @@ def test_bench_json_csv(capsys, tmp_path, engine_path):
     data = json.loads(js.read_text())
     assert [r["batch"] for r in data["rows"]] == [1, 2]
     lines = cs.read_text().strip().splitlines()
-    assert lines[0].startswith("batch,throughput_sps") and len(lines) == 3
+    assert lines[0].startswith("precision,batch,throughput_sps") and len(lines) == 3
 
 
 @pytest.mark.parametrize("argv, pattern", [
@@ -110,3 +110,20 @@ def test_run_refuses_pickled_npy(capsys, tmp_path, engine_path):
     np.save(bad, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     code, _, err = run_cli(capsys, "run", str(engine_path), "--input", str(bad))
     assert code == 2 and "cannot read" in err
+
+
+def test_build_fp16_and_bench_precisions_side_by_side(capsys, tmp_path, conv_bn_path):
+    code, out, _ = run_cli(capsys, "build", str(conv_bn_path), "--precision", "fp16", "-o", str(tmp_path / "h.tfe"))
+    assert code == 0 and "precision: fp16 → fp16" in out and "passed" in out
+    js = tmp_path / "p.json"
+    code, out, _ = run_cli(capsys, "bench", str(conv_bn_path), "--batch", "1", "--precision", "fp32,int8",
+                           "--duration", "0.1", "--warmup", "0.02", "--json", str(js))
+    assert code == 0 and "FP32" in out and "INT8" in out and "random inputs" in out
+    data = json.loads(js.read_text())
+    assert data["schema"] == "tensorforge.bench-precisions/1"
+    assert [r["model"]["precision"] for r in data["results"]] == ["fp32", "int8"]
+
+
+def test_build_int8_without_calibration_is_a_clear_error(capsys, conv_bn_path, tmp_path):
+    code, _, err = run_cli(capsys, "build", str(conv_bn_path), "--precision", "int8", "-o", str(tmp_path / "x.tfe"))
+    assert code == 2 and "INT8 needs calibration data" in err and "Traceback" not in err

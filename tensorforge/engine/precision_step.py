@@ -1,0 +1,133 @@
+"""The build's precision step: the verified FP32 graph → FP16, BF16, INT8 or the best of them.
+
+It runs after the FP32 graph passes were verified, so a precision problem is never
+mistaken for a pass bug. Calibration data for INT8 comes from the user (a folder of
+images, ``.npy``/``.npz``, arrays, an iterable, one of the bundled datasets by name) or,
+for speed-only builds, ``"random"`` — synthetic inputs, said so loudly in the report.
+FP16/BF16 results are then checked against FP32 on random inputs with a tolerance that
+fits the precision; INT8 is judged by task accuracy (the guard, on held-out data), not
+elementwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..backends.base import SessionConfig
+from ..backends.registry import get_backend
+from ..errors import BuildError, CalibrationError
+from .inputs import io_specs, random_inputs
+
+# max |low - fp32| / max |fp32| over random inputs, worst output (FP16 keeps 11 significant
+# bits, BF16 8: errors compound through a deep network's layers)
+LOW_PRECISION_RTOL = {"fp16": 1e-2, "bf16": 6e-2}
+RANDOM_CALIBRATION = "random"
+BUNDLED = ("mnist5k", "digits", "sentences")
+
+
+@dataclass(frozen=True)
+class PrecisionStep:
+    """What the precision step did, for the manifest and the build report."""
+
+    model: onnx.ModelProto
+    precision: str
+    report: dict[str, Any]
+    check: dict[str, Any] | None
+    warnings: list[str]
+
+
+def _calibration(source: Any, model: onnx.ModelProto, method: str, cache: str | None,
+                 eval_data: Any) -> tuple[Any, Any, list[str]]:
+    """(CalibrationSpec or None, eval data or None, warnings) for a calibration source."""
+    from ..precision import CalibrationData, CalibrationSpec
+
+    warnings: list[str] = []
+    if source is None and cache is None:
+        return None, eval_data, warnings
+    if isinstance(source, str) and source == RANDOM_CALIBRATION:
+        specs = io_specs(model)[0]
+        batches = [random_inputs(specs, 16, seed=100 + i) for i in range(4)]
+        data = CalibrationData(batches, 64, "random inputs (seeded)", f"random-{len(batches)}x16")
+        warnings.append("INT8 ranges were calibrated on random inputs: fine for measuring speed, but the "
+                        "accuracy of this engine is unknown — calibrate on real data for a model you ship")
+        return CalibrationSpec(data=data, method=method, cache_path=cache), eval_data, warnings
+    if isinstance(source, str) and source in BUNDLED:
+        from ..bench.datasets_io import accuracy_data
+
+        bundled = accuracy_data(source, model)
+        return (CalibrationSpec(data=bundled.calibration_data(), method=method, cache_path=cache),
+                eval_data if eval_data is not None else bundled.validation, warnings)
+    return CalibrationSpec(data=source, method=method, cache_path=cache), eval_data, warnings
+
+
+def resolve_eval_data(source: Any, model: onnx.ModelProto) -> Any:
+    """Held-out data for the accuracy guard: an EvalData, a bundled dataset name (its
+    validation split) or an ``.npz`` with arrays named after the inputs (+ 'labels')."""
+    from ..precision import EvalData
+
+    if source is None or isinstance(source, EvalData):
+        return source
+    if isinstance(source, str):
+        from ..bench.datasets_io import accuracy_data
+
+        return accuracy_data(source, model).validation
+    raise BuildError(f"eval data must be EvalData, a bundled dataset ({', '.join(BUNDLED)}) or an .npz path; "
+                     f"got {type(source).__name__}")
+
+
+def apply(model: onnx.ModelProto, options: Any) -> PrecisionStep:
+    """Convert the verified FP32 ``model`` as ``options`` (a BuildOptions) asks."""
+    from ..precision import PrecisionOptions, apply_precision
+
+    precision = options.precision
+    eval_data = resolve_eval_data(options.eval_data, model)
+    spec, eval_data, warnings = _calibration(options.calibration, model, options.calibration_method,
+                                             options.calibration_cache, eval_data)
+    if precision == "int8" and spec is None:
+        raise CalibrationError("INT8 needs calibration data: --calib DIR|FILE.npy|FILE.npz|mnist5k|digits|"
+                               "sentences (or a calibration cache), or --calib random for a speed-only build")
+    popts = PrecisionOptions(precision, calibration=spec, activations=options.activations,
+                             keep_first_last=options.keep_first_last, accuracy_budget=options.accuracy_budget,
+                             threads=options.threads)
+    converted, rep = apply_precision(model, popts, eval_data=eval_data)
+    warnings += list(rep.warnings)
+    if options.accuracy_budget is not None and rep.met_budget is False:
+        warnings.append(f"the accuracy budget {options.accuracy_budget} could not be met: the engine stays FP32")
+    check = None
+    if rep.precision in LOW_PRECISION_RTOL and options.verify:
+        check = check_low_precision(model, converted, rep.precision, options)
+        if not check["passed"]:
+            from ..errors import VerificationError
+            raise VerificationError(
+                f"the {rep.precision.upper()} engine differs from FP32 by a max normalized error of "
+                f"{check['max_norm_err']:.3g} > {check['tolerance']:.0e} on random inputs; nothing was written. "
+                "Keep sensitive layers in FP32 with --accuracy-budget and held-out data, or build FP32")
+    elif rep.precision == "int8":
+        check = {"judged_by": "task accuracy on held-out data (INT8 is not compared elementwise)",
+                 "accuracy": rep.accuracy}
+    return PrecisionStep(converted, rep.precision, rep.to_dict(), check, warnings)
+
+
+def check_low_precision(fp32: onnx.ModelProto, low: onnx.ModelProto, precision: str, options: Any) -> dict[str, Any]:
+    """Max normalized error of ``low`` against ``fp32`` on seeded random inputs."""
+    ort = get_backend("onnxruntime")
+    cfg = SessionConfig("cpu", options.threads)
+    a = ort.create_session(fp32.SerializeToString(), cfg)
+    b = ort.create_session(low.SerializeToString(), cfg)
+    specs = io_specs(fp32)[0]
+    batch = options.batch or (min(options.verify_batch, options.max_batch) if options.max_batch
+                              else options.verify_batch)
+    feeds = random_inputs(specs, batch, seed=options.seed)
+    worst = 0.0
+    for want, got in zip(a.run(feeds), b.run(feeds)):
+        w64, g64 = want.astype(np.float64), got.astype(np.float64)
+        err = float(np.max(np.abs(w64 - g64), initial=0.0))
+        scale = float(np.max(np.abs(w64), initial=0.0)) or 1.0
+        worst = max(worst, err / scale if np.isfinite(err) else float("inf"))
+    tol = options.precision_rtol or LOW_PRECISION_RTOL[precision]
+    return {"against": "the verified FP32 engine, random inputs", "batch": batch, "max_norm_err": worst,
+            "tolerance": tol, "passed": worst <= tol}

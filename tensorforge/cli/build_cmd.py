@@ -43,6 +43,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="how activation ranges are chosen (default: percentile 99.99; entropy = TensorRT's KL)")
     q.add_argument("--calib-cache", metavar="FILE", help="calibration cache: reused when it fits this model and "
                    "data, refused for another model, (re)written otherwise")
+    q.add_argument("--calib-samples", type=int, default=512, metavar="N",
+                   help="read at most N calibration samples (default: 512)")
+    q.add_argument("--calib-resize", metavar="N|HxW", help="images: resize the shorter side to N (or exactly to "
+                   "HxW) before --calib-crop; default: straight to the model's input size")
+    q.add_argument("--calib-crop", metavar="N|HxW", help="images: center crop after resizing (e.g. 224)")
+    q.add_argument("--calib-scale", type=float, metavar="S", help="multiply values by S first (images default "
+                   "to 1/255, arrays to 1)")
+    q.add_argument("--calib-mean", metavar="M,M,M", help="per-channel mean to subtract, e.g. 0.485,0.456,0.406")
+    q.add_argument("--calib-std", metavar="S,S,S", help="per-channel std to divide by, e.g. 0.229,0.224,0.225")
+    q.add_argument("--calib-layout", choices=("NCHW", "NHWC"), help="layout of .npy/.npz calibration arrays "
+                   "(default: the model's; NHWC arrays are transposed)")
     q.add_argument("--activations", default="uint8", choices=("uint8", "int8"),
                    help="INT8 activations: uint8 (asymmetric, default) or int8 (symmetric)")
     q.add_argument("--keep-first-last", action="store_true", help="keep the first and last layers in FP32")
@@ -59,7 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..engine.build import BuildOptions, build
 
-    options = BuildOptions(pipeline=args.pipeline, batch=args.batch, max_batch=args.max_batch, backend=args.backend,
+    options = BuildOptions(calibration_preprocess=_preprocess(args), calibration_samples=args.calib_samples,
+                           pipeline=args.pipeline, batch=args.batch, max_batch=args.max_batch, backend=args.backend,
                            device=args.device, threads=args.threads, verify=not args.no_verify,
                            precision=args.precision, calibration=args.calib, calibration_method=args.calib_method,
                            calibration_cache=args.calib_cache, activations=args.activations,
@@ -71,6 +83,42 @@ def _run(args: argparse.Namespace) -> int:
     if args.report:
         write_json(args.report, report.to_dict())
     return 0
+
+
+def _size(text: str | None, flag: str) -> int | tuple[int, int] | None:
+    from ..errors import InputError
+
+    if text is None:
+        return None
+    try:
+        parts = [int(x) for x in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1 and parts[0] > 0:
+        return parts[0]
+    if len(parts) == 2 and min(parts) > 0:
+        return (parts[0], parts[1])
+    raise InputError(f"{flag} takes N or HxW with positive integers (e.g. 256 or 224x224), got {text!r}")
+
+
+def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    from ..errors import InputError
+
+    if text is None:
+        return None
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise InputError(f"{flag} takes comma-separated numbers like 0.485,0.456,0.406, got {text!r}") from exc
+
+
+def _preprocess(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ..precision.calibration import Preprocess
+
+    return Preprocess(resize=_size(args.calib_resize, "--calib-resize"),
+                      center_crop=_size(args.calib_crop, "--calib-crop"), scale=args.calib_scale,
+                      mean=_floats(args.calib_mean, "--calib-mean"), std=_floats(args.calib_std, "--calib-std"),
+                      layout=args.calib_layout)
 
 
 def print_report(report) -> None:  # type: ignore[no-untyped-def]
@@ -117,6 +165,10 @@ def _print_precision(report) -> None:  # type: ignore[no-untyped-def]
         cal = rep["calibration"]
         console.print(f"  calibration: {cal.get('method')} on {cal.get('samples')} samples from {cal.get('source')}"
                       + (f", cache {cal['cache']}" if cal.get("cache") else ""))
+    if rep.get("kept_fp32_ops"):
+        kept = rep["kept_fp32_ops"]
+        console.print(f"  kept in FP32 for correctness: {len(kept)} node(s) — " + "; ".join(
+            f"{n} ({why})" for n, why in list(kept.items())[:5]) + (" …" if len(kept) > 5 else ""))
     acc = rep.get("accuracy")
     if acc:
         console.print(f"  accuracy ({acc.get('data')}): {acc.get('message')}")

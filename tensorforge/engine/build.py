@@ -52,6 +52,8 @@ class BuildOptions:
     calibration: Any = None                 # INT8 data: folder, .npy/.npz, arrays, iterable, dataset name, "random"
     calibration_method: str = "percentile"  # minmax | entropy | percentile | mse
     calibration_cache: str | None = None    # a calibration cache file: read when it fits, else (re)written
+    calibration_preprocess: Any = None      # precision.Preprocess (resize, crop, scale, mean/std, layout)
+    calibration_samples: int = 512          # at most this many calibration samples are read
     activations: str = "uint8"              # INT8 activations: uint8 (asymmetric) or int8 (symmetric)
     keep_first_last: bool = False           # keep the first and last compute layers in FP32
     accuracy_budget: str | float | None = None   # max top-1 drop in points, or "cosine:0.99"

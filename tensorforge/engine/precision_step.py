@@ -40,11 +40,11 @@ class PrecisionStep:
     warnings: list[str]
 
 
-def _calibration(source: Any, model: onnx.ModelProto, method: str, cache: str | None,
-                 eval_data: Any) -> tuple[Any, Any, list[str]]:
+def _calibration(source: Any, model: onnx.ModelProto, options: Any, eval_data: Any) -> tuple[Any, Any, list[str]]:
     """(CalibrationSpec or None, eval data or None, warnings) for a calibration source."""
-    from ..precision import CalibrationData, CalibrationSpec
+    from ..precision import CalibrationData, CalibrationSpec, Preprocess
 
+    method, cache = options.calibration_method, options.calibration_cache
     warnings: list[str] = []
     if source is None and cache is None:
         return None, eval_data, warnings
@@ -61,7 +61,9 @@ def _calibration(source: Any, model: onnx.ModelProto, method: str, cache: str | 
         bundled = accuracy_data(source, model)
         return (CalibrationSpec(data=bundled.calibration_data(), method=method, cache_path=cache),
                 eval_data if eval_data is not None else bundled.validation, warnings)
-    return CalibrationSpec(data=source, method=method, cache_path=cache), eval_data, warnings
+    preprocess = options.calibration_preprocess or Preprocess()
+    return (CalibrationSpec(data=source, preprocess=preprocess, method=method, cache_path=cache,
+                            max_samples=options.calibration_samples), eval_data, warnings)
 
 
 def resolve_eval_data(source: Any, model: onnx.ModelProto) -> Any:
@@ -85,8 +87,7 @@ def apply(model: onnx.ModelProto, options: Any) -> PrecisionStep:
 
     precision = options.precision
     eval_data = resolve_eval_data(options.eval_data, model)
-    spec, eval_data, warnings = _calibration(options.calibration, model, options.calibration_method,
-                                             options.calibration_cache, eval_data)
+    spec, eval_data, warnings = _calibration(options.calibration, model, options, eval_data)
     if precision == "int8" and spec is None:
         raise CalibrationError("INT8 needs calibration data: --calib DIR|FILE.npy|FILE.npz|mnist5k|digits|"
                                "sentences (or a calibration cache), or --calib random for a speed-only build")

@@ -127,3 +127,26 @@ def test_build_fp16_and_bench_precisions_side_by_side(capsys, tmp_path, conv_bn_
 def test_build_int8_without_calibration_is_a_clear_error(capsys, conv_bn_path, tmp_path):
     code, _, err = run_cli(capsys, "build", str(conv_bn_path), "--precision", "int8", "-o", str(tmp_path / "x.tfe"))
     assert code == 2 and "INT8 needs calibration data" in err and "Traceback" not in err
+
+
+def test_build_int8_from_an_image_folder_with_preprocessing_and_cache(capsys, tmp_path, conv_bn_path):
+    from PIL import Image
+
+    images = tmp_path / "calib"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (24, 30, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    argv = ["build", str(conv_bn_path), "--precision", "int8", "--calib", str(images), "--calib-resize", "20",
+            "--calib-crop", "16", "--calib-mean", "0.5,0.5,0.5", "--calib-std", "0.25,0.25,0.25",
+            "--calib-cache", str(tmp_path / "m.calib"), "-o", str(tmp_path / "m8.tfe")]
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0 and "precision: int8 → int8" in out and "6 samples" in out and "cache written" in out
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0 and "cache hit" in out
+
+
+def test_build_bad_preprocessing_flag_is_a_clear_error(capsys, tmp_path, conv_bn_path):
+    code, _, err = run_cli(capsys, "build", str(conv_bn_path), "--precision", "int8", "--calib", "random",
+                           "--calib-crop", "big", "-o", str(tmp_path / "x.tfe"))
+    assert code == 2 and "--calib-crop takes N or HxW" in err

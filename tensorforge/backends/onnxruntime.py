@@ -20,7 +20,7 @@ _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended"
            "all": "ORT_ENABLE_ALL"}
 # Settings a user (or the tuner) may pass through SessionConfig.options.
 KNOWN_OPTIONS = ("graph_optimization_level", "inter_op_threads", "execution_mode", "enable_mem_pattern",
-                 "enable_cpu_mem_arena", "allow_spinning")
+                 "enable_cpu_mem_arena", "allow_spinning", "tensorrt")
 
 
 def _ort() -> Any:
@@ -59,6 +59,16 @@ class OnnxRuntimeBackend:
 
     def versions(self) -> dict[str, str]:
         return {"onnxruntime": _ort().__version__}
+
+    def notes(self) -> list[str]:
+        """Why the devices and providers this build lacks are missing."""
+        providers = _ort().get_available_providers()
+        notes = []
+        if "CUDAExecutionProvider" not in providers:
+            notes.append("cuda: this onnxruntime build has no CUDAExecutionProvider (pip install onnxruntime-gpu)")
+        if "TensorrtExecutionProvider" not in providers:
+            notes.append("tensorrt: no TensorrtExecutionProvider in this onnxruntime build")
+        return notes
 
     def session_options(self, config: SessionConfig) -> Any:
         ort = _ort()
@@ -99,8 +109,14 @@ class OnnxRuntimeBackend:
                 f"device {config.device!r} needs {provider}, which this onnxruntime build lacks "
                 f"(available: {ort.get_available_providers()}); install onnxruntime-gpu for CUDA")
         sess_options = self.session_options(config)
+        providers = [provider]
+        if config.options.get("tensorrt"):
+            if config.device != "cuda" or "TensorrtExecutionProvider" not in ort.get_available_providers():
+                raise BackendUnavailable("option tensorrt needs device 'cuda' and an onnxruntime build with the "
+                                         "TensorrtExecutionProvider")
+            providers = ["TensorrtExecutionProvider", provider]      # TensorRT first, CUDA for what it cannot take
         try:
-            session = ort.InferenceSession(model_bytes, sess_options=sess_options, providers=[provider])
+            session = ort.InferenceSession(model_bytes, sess_options=sess_options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types; keep them behind the protocol
             raise ModelError(f"onnxruntime could not load the model: {exc}") from exc
         return OrtSession(session)

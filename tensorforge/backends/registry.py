@@ -10,6 +10,8 @@ from .base import Backend
 # name -> "module:Class"; modules are imported only when asked for (no SDK import at startup)
 _BACKENDS = {
     "onnxruntime": "tensorforge.backends.onnxruntime:OnnxRuntimeBackend",
+    "openvino": "tensorforge.backends.openvino:OpenVinoBackend",
+    "torch": "tensorforge.backends.torch:TorchBackend",
     "reference": "tensorforge.backends.reference:ReferenceBackend",
 }
 DEFAULT_BACKEND = "onnxruntime"
@@ -38,8 +40,10 @@ def describe_backends() -> list[dict[str, object]]:
     for name in _BACKENDS:
         try:
             b = get_backend(name)
+            notes = getattr(b, "notes", None)
             rows.append({"name": name, "available": True, "devices": b.devices(), "versions": b.versions(),
-                         "reason": ""})
+                         "reason": "", "notes": notes() if notes else []})
         except BackendUnavailable as exc:
-            rows.append({"name": name, "available": False, "devices": [], "versions": {}, "reason": str(exc)})
+            rows.append({"name": name, "available": False, "devices": [], "versions": {}, "reason": str(exc),
+                         "notes": []})
     return rows

@@ -21,12 +21,14 @@ def _run(args: argparse.Namespace) -> int:
     from ..backends.registry import describe_backends
 
     table = Table(title="Backends")
-    for col in ("backend", "available", "devices", "versions / reason"):
+    for col in ("backend", "available", "devices", "versions / reason", "notes"):
         table.add_column(col)
     for row in describe_backends():
         versions: dict[str, str] = row["versions"]  # type: ignore[assignment]
         devices: list[str] = row["devices"]  # type: ignore[assignment]
+        notes: list[str] = row.get("notes") or []  # type: ignore[assignment]
         detail = ", ".join(f"{k} {v}" for k, v in versions.items()) if row["available"] else row["reason"]
-        table.add_row(str(row["name"]), "yes" if row["available"] else "no", ", ".join(devices), str(detail))
+        table.add_row(str(row["name"]), "yes" if row["available"] else "no", ", ".join(devices), str(detail),
+                      "\n".join(notes))
     console.print(table)
     return 0

@@ -115,9 +115,16 @@ class BuildReport:
 
 
 def resolve_source(source: Any) -> tuple[onnx.ModelProto, str, str]:
-    """(model, name, origin) for an ONNX path, a zoo name or a ModelProto."""
+    """(model, name, origin) for an ONNX path, a zoo name, a trained model's name, a ModelProto, or a
+    ``(torch.nn.Module, example_input)`` pair (exported with ``torch.onnx.export``, batch dynamic)."""
     if isinstance(source, onnx.ModelProto):
         return source, source.graph.name or "model", "in-memory ModelProto"
+    if isinstance(source, tuple) and len(source) == 2 and hasattr(source[0], "state_dict"):
+        from ..backends.torch import module_to_onnx
+
+        module, example = source
+        name = type(module).__name__
+        return onnx.load_from_string(module_to_onnx(module, example)), name, f"torch module {name}"
     path = Path(os.fspath(source))
     if path.exists():
         return load_model(path), path.stem, str(path)

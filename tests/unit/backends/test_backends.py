@@ -7,12 +7,19 @@ import pytest
 
 from tensorforge.backends.base import BackendSession, SessionConfig
 from tensorforge.backends.registry import backend_names, describe_backends, get_backend
-from tensorforge.errors import BackendUnavailable
+from tensorforge.errors import BackendUnavailable, ModelError
 
 
-@pytest.mark.parametrize("name", ["onnxruntime", "reference"])
+def _available(name: str):
+    try:
+        return get_backend(name)
+    except BackendUnavailable as exc:
+        pytest.skip(f"backend {name!r} not usable here: {exc}")
+
+
+@pytest.mark.parametrize("name", backend_names())
 def test_protocol(name, conv_bn_model):
-    backend = get_backend(name)
+    backend = _available(name)
     assert backend.availability() is None
     assert "cpu" in backend.devices()
     assert backend.versions()
@@ -21,6 +28,32 @@ def test_protocol(name, conv_bn_model):
     assert list(session.input_names) == ["x"] and list(session.output_names) == ["y"]
     out = session.run({"x": np.ones((2, 3, 16, 16), np.float32)})
     assert isinstance(out, list) and out[0].shape == (2, 5)
+
+
+@pytest.mark.parametrize("name", [n for n in backend_names() if n != "onnxruntime"])
+def test_agrees_with_onnxruntime_at_two_batch_sizes_on_one_session(name, conv_bn_model):
+    data = conv_bn_model.SerializeToString()
+    session = _available(name).create_session(data, SessionConfig())
+    ort = get_backend("onnxruntime").create_session(data, SessionConfig())
+    rng = np.random.default_rng(3)
+    for batch in (1, 3):
+        x = {"x": rng.standard_normal((batch, 3, 16, 16)).astype(np.float32)}
+        got, want = session.run(x)[0], ort.run(x)[0]
+        assert got.shape == (batch, 5)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("name", backend_names())
+def test_garbled_model_is_a_model_error(name):
+    backend = _available(name)
+    with pytest.raises(ModelError):
+        backend.create_session(b"\x08\x07garbage", SessionConfig())
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "openvino", "torch"])
+def test_unknown_option_rejected_everywhere(name, conv_bn_model):
+    with pytest.raises(BackendUnavailable, match="no option"):
+        _available(name).create_session(conv_bn_model.SerializeToString(), SessionConfig(options={"turbo": 1}))
 
 
 def test_ort_and_reference_agree(conv_bn_model):
@@ -55,4 +88,5 @@ def test_cuda_refused_cleanly_without_gpu(conv_bn_model):
 def test_describe_lists_all():
     rows = describe_backends()
     assert [r["name"] for r in rows] == backend_names()
-    assert all(r["available"] for r in rows)
+    for row in rows:
+        assert row["available"] or row["reason"]      # a missing backend says why

@@ -1,0 +1,156 @@
+"""OpenVINO backend (CPU): Intel's kernel library, behind the same small protocol.
+
+The only module that imports ``openvino``. ONNX bytes are read by OpenVINO's ONNX
+frontend (a symbolic batch dimension stays dynamic) and compiled for the CPU plugin.
+FP32 stays FP32: on CPUs with AVX-512 BF16 or AMX the plugin would otherwise pick BF16
+on its own, so ``INFERENCE_PRECISION_HINT`` is pinned to ``f32`` unless asked otherwise.
+
+Options (``SessionConfig.options``; unknown names are refused):
+
+* ``performance_hint``: ``"latency"`` (default) | ``"throughput"`` | ``"none"``;
+* ``num_streams``: an int or ``"auto"`` — CPU streams (each runs one request at a time);
+* ``inference_precision``: ``"f32"`` (default) | ``"bf16"`` | ``"f16"``;
+* ``enable_cpu_pinning``: bool; ``enable_hyper_threading``: bool;
+* ``num_requests``: how many infer requests the session keeps for concurrent callers
+  (default: the compiled model's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``).
+
+``threads`` maps to ``INFERENCE_NUM_THREADS``. A session is safe to call from several
+threads at once: each call borrows one infer request from a pool; :meth:`run_many` keeps
+every stream busy through OpenVINO's ``AsyncInferQueue``.
+"""
+
+from __future__ import annotations
+
+import queue
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import BackendUnavailable, ModelError
+from .base import BackendSession, SessionConfig
+
+KNOWN_OPTIONS = ("performance_hint", "num_streams", "inference_precision", "enable_cpu_pinning",
+                 "enable_hyper_threading", "num_requests")
+_HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT", "none": None}
+_PRECISIONS = ("f32", "bf16", "f16")
+_DEVICES = {"cpu": "CPU"}
+
+
+def _ov() -> Any:
+    try:
+        import openvino
+    except ImportError as exc:
+        raise BackendUnavailable("openvino is not installed: pip install 'tensorforge[openvino]'") from exc
+    return openvino
+
+
+def compile_properties(config: SessionConfig) -> dict[str, Any]:
+    """The OpenVINO compile properties for ``config`` (checked; clear errors for bad values)."""
+    unknown = sorted(set(config.options) - set(KNOWN_OPTIONS))
+    if unknown:
+        raise BackendUnavailable(f"openvino backend has no option(s) {unknown}; known options: {list(KNOWN_OPTIONS)}")
+    o = config.options
+    props: dict[str, Any] = {}
+    hint = o.get("performance_hint", "latency")
+    if hint not in _HINTS:
+        raise BackendUnavailable(f"performance_hint must be one of {list(_HINTS)}, got {hint!r}")
+    if _HINTS[hint]:
+        props["PERFORMANCE_HINT"] = _HINTS[hint]
+    precision = o.get("inference_precision", "f32")
+    if precision not in _PRECISIONS:
+        raise BackendUnavailable(f"inference_precision must be one of {list(_PRECISIONS)}, got {precision!r}")
+    props["INFERENCE_PRECISION_HINT"] = precision
+    if "num_streams" in o:
+        streams = o["num_streams"]
+        if streams != "auto" and (not isinstance(streams, int) or streams < 1):
+            raise BackendUnavailable(f"num_streams must be a positive int or 'auto', got {streams!r}")
+        props["NUM_STREAMS"] = "AUTO" if streams == "auto" else str(streams)
+    if config.threads is not None:
+        if config.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {config.threads}")
+        props["INFERENCE_NUM_THREADS"] = str(config.threads)
+    for key, prop in (("enable_cpu_pinning", "ENABLE_CPU_PINNING"), ("enable_hyper_threading",
+                                                                       "ENABLE_HYPER_THREADING")):
+        if key in o:
+            props[prop] = "YES" if o[key] else "NO"
+    return props
+
+
+class OpenVinoSession:
+    """A compiled OpenVINO model with a pool of infer requests (one per concurrent caller)."""
+
+    def __init__(self, compiled: Any, num_requests: int) -> None:
+        self._compiled = compiled
+        self.input_names = [p.get_any_name() for p in compiled.inputs]
+        self.output_names = [p.get_any_name() for p in compiled.outputs]
+        self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(max(1, num_requests)):
+            self._pool.put(compiled.create_infer_request())
+        self.num_requests = max(1, num_requests)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        request = self._pool.get()
+        try:
+            request.infer(dict(feeds), share_inputs=False, share_outputs=False)
+            # copies: the next call on this request overwrites its output tensors
+            return [np.array(request.get_output_tensor(i).data, copy=True) for i in range(len(self.output_names))]
+        except RuntimeError as exc:
+            raise ModelError(f"openvino could not run the model: {exc}") from exc
+        finally:
+            self._pool.put(request)
+
+    def run_many(self, many: Sequence[Mapping[str, np.ndarray]], jobs: int | None = None) -> list[list[np.ndarray]]:
+        """Run every feed dict, keeping ``jobs`` (default: the pool size) requests in flight."""
+        ov = _ov()
+        results: list[list[np.ndarray] | None] = [None] * len(many)
+
+        def done(request: Any, index: int) -> None:
+            results[index] = [np.array(request.get_output_tensor(i).data, copy=True)
+                              for i in range(len(self.output_names))]
+
+        jobs_queue = ov.AsyncInferQueue(self._compiled, jobs or self.num_requests)
+        jobs_queue.set_callback(done)
+        for index, feeds in enumerate(many):
+            jobs_queue.start_async(dict(feeds), index)
+        jobs_queue.wait_all()
+        return [r if r is not None else [] for r in results]
+
+
+class OpenVinoBackend:
+    name = "openvino"
+
+    def availability(self) -> str | None:
+        try:
+            _ov()
+        except BackendUnavailable as exc:
+            return str(exc)
+        return None
+
+    def devices(self) -> list[str]:
+        available = _ov().Core().available_devices
+        return [dev for dev, ov_name in _DEVICES.items() if ov_name in available]
+
+    def versions(self) -> dict[str, str]:
+        return {"openvino": str(_ov().__version__)}
+
+    def notes(self) -> list[str]:
+        return ["cpu only: OpenVINO's GPU plugin targets Intel GPUs, not CUDA"]
+
+    def create_session(self, model_bytes: bytes, config: SessionConfig) -> BackendSession:
+        ov = _ov()
+        device = _DEVICES.get(config.device)
+        if device is None:
+            raise BackendUnavailable(f"the openvino backend runs on {list(_DEVICES)}, not {config.device!r} "
+                                     "(use the onnxruntime or torch backend for CUDA)")
+        props = compile_properties(config)
+        core = ov.Core()
+        try:
+            model = core.read_model(model_bytes, b"")
+            compiled = core.compile_model(model, device, props)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())[:400]
+            raise ModelError(f"openvino could not load the model: {detail}") from exc
+        requests = config.options.get("num_requests")
+        if requests is None:
+            requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        return OpenVinoSession(compiled, int(requests))

@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Inference Protocol exactly as NVIDIA Triton does, so stock clients (tritonclient, "
         "perf_analyzer, KServe tooling) work unchanged: HTTP/REST with JSON or binary tensors, gRPC, "
         "and Prometheus metrics. Concurrent requests are merged into batches (dynamic batching: "
-        "wait up to --max-queue-delay-ms for up to --max-batch-size samples), run on --instances "
+        "while a batch runs, requests wait up to --max-queue-delay-ms for up to --max-batch-size samples; "
+        "a lone request on an idle model goes at once), run on --instances "
         "concurrent copies of the model, and split back so each client gets exactly its own rows. "
         "A full queue answers 503 at once instead of growing. The server listens on 127.0.0.1 "
         "only unless --host says otherwise; SIGTERM or Ctrl-C lets in-flight requests finish first.")
@@ -60,7 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="require 'Authorization: Bearer <token>' (token read from FILE) on every call but health")
     net.add_argument("--max-request-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
     net.add_argument("--http-parser", choices=("auto", "h11", "httptools"), default="auto",
-                     help="uvicorn's HTTP parser (default auto: httptools when installed, else h11)")
+                     help="HTTP/1.1 stack: httptools (our lean protocol, fastest) or h11 (uvicorn) "
+                          "(default auto: httptools when installed)")
+    net.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                     help="asyncio event loop of the listeners (default auto: uvloop when installed)")
     net.add_argument("--drain-timeout", type=float, default=30.0,
                      help="seconds in-flight requests get to finish on shutdown (default 30)")
     b = p.add_argument_group("batching and instances (defaults for every model; a repository config.json overrides)")
@@ -68,6 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--max-queue-delay-ms", type=float, default=10.0,
                    help="how long a batch may wait to fill, in ms; 0 = send at once (default 10)")
     b.add_argument("--preferred-batch-sizes", default="", help="comma-separated sizes sent at once when reached")
+    b.add_argument("--strict-queue-delay", action="store_true",
+                   help="hold even a lone request on an idle model for the whole --max-queue-delay-ms (Triton's "
+                        "rule); by default it is sent at once, and the delay applies only while batches run")
     b.add_argument("--max-queue-size", type=int, default=256, help="queued requests before 503 (default 256)")
     b.add_argument("--instances", type=int, default=1, help="concurrent copies of each model (default 1)")
     b.add_argument("--instance-kind", choices=("thread", "process"), default="thread",
@@ -97,12 +104,12 @@ def _run(args: argparse.Namespace) -> int:
         batcher=BatcherConfig(max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
                               preferred_batch_sizes=preferred, max_queue_size=args.max_queue_size,
                               instances=args.instances, default_timeout_ms=args.timeout_ms,
-                              priority_levels=args.priority_levels),
+                              priority_levels=args.priority_levels, idle_dispatch=not args.strict_queue_delay),
         instance_kind=args.instance_kind, threads_per_instance=args.threads_per_instance)
     config = ServerConfig(host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
                           metrics_port=args.metrics_port, auth_token=token,
                           max_request_bytes=int(args.max_request_mb * 2**20), drain_timeout_s=args.drain_timeout,
-                          http_parser=args.http_parser)
+                          http_parser=args.http_parser, event_loop=args.event_loop)
     if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
         err_console.print(f"[yellow]warning:[/yellow] listening on {args.host} without --auth-token-file: anyone "
                           "who can reach this machine can use and load/unload models")

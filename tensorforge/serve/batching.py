@@ -51,6 +51,7 @@ class BatcherConfig:
     instances: int = 1
     default_timeout_ms: float | None = None
     priority_levels: int = 1
+    idle_dispatch: bool = True           # a lone request on an idle batcher goes at once (scheduling.py, rule 2)
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -139,12 +140,8 @@ class DynamicBatcher:
         self._seq = itertools.count()
         self._deadlines: list[tuple[float, int, QueuedRequest]] = []
         self._reaper: threading.Thread | None = None
-        self._closing = False
-        self._drain = True
-        self._pending = 0
-        self._in_flight = 0
-        self._busy = 0
-        self._idle = 0
+        self._closing, self._drain = False, True
+        self._pending = self._in_flight = self._busy = self._idle = 0     # requests queued / running; instances
         # "all instances busy" clock: seconds with no idle instance, so queue time splits exactly into
         # waiting for a free instance (this clock advanced) and waiting for the batch to fill (it did not)
         self._all_busy_total_s = 0.0
@@ -233,7 +230,8 @@ class DynamicBatcher:
                         self._work.notify_all()
                         return
                     now = time.perf_counter()
-                    decision = self._sched.poll(now, flush=self._closing)
+                    idle = self.config.idle_dispatch and self._busy == 0
+                    decision = self._sched.poll(now, flush=self._closing, idle=idle)
                     expired = self._claim(decision.expired)
                     batch = self._claim(decision.batch)
                     if batch or expired:

@@ -116,7 +116,9 @@ class ServerConfig:
     max_request_bytes: int = 64 * 2**20     # larger request bodies get 413 / RESOURCE_EXHAUSTED
     drain_timeout_s: float = 30.0           # on stop/SIGTERM: how long in-flight requests may take to finish
     retry_after_s: int = 1                  # Retry-After on 503 (queue full)
-    http_parser: str = "auto"               # uvicorn's HTTP parser: "httptools" (C, faster) when installed, else "h11"
+    http_parser: str = "auto"               # "httptools": our lean HTTP/1.1 protocol (wire.py); "h11": uvicorn + h11;
+                                            # "auto": httptools when installed
+    event_loop: str = "auto"                # "uvloop" | "asyncio" | "auto" (uvloop when installed)
 
     def __post_init__(self) -> None:
         for name in ("http_port", "grpc_port", "metrics_port"):
@@ -129,6 +131,8 @@ class ServerConfig:
             raise ConfigError("auth_token is empty; pass a real token or none")
         if self.http_parser not in ("auto", "h11", "httptools"):
             raise ConfigError(f"http_parser must be 'auto', 'h11' or 'httptools', got {self.http_parser!r}")
+        if self.event_loop not in ("auto", "asyncio", "uvloop"):
+            raise ConfigError(f"event_loop must be 'auto', 'asyncio' or 'uvloop', got {self.event_loop!r}")
         if self.drain_timeout_s < 0:
             raise ConfigError(f"drain_timeout_s must be >= 0, got {self.drain_timeout_s}")
 
@@ -136,4 +140,5 @@ class ServerConfig:
         return {"host": self.host, "http_port": self.http_port, "grpc_port": self.grpc_port,
                 "metrics_port": self.metrics_port, "auth": self.auth_token is not None,
                 "max_request_bytes": self.max_request_bytes, "drain_timeout_s": self.drain_timeout_s,
-                "retry_after_s": self.retry_after_s, "http_parser": self.http_parser}
+                "retry_after_s": self.retry_after_s, "http_parser": self.http_parser,
+                "event_loop": self.event_loop}

@@ -106,34 +106,35 @@ class ServingCore:
     # -- inference ---------------------------------------------------------------------------------
     def validate(self, mv: ModelVersion, request: InferRequest) -> None:
         """Check names, datatypes, shapes and values against the model; InputError names the problem."""
-        names = [s.name for s in mv.inputs]
-        given = set(request.inputs)
-        if given != set(names):
-            missing = [n for n in names if n not in given]
-            unexpected = sorted(given - set(names))
+        inputs, specs = request.inputs, mv.inputs
+        if len(inputs) != len(specs) or any(s.name not in inputs for s in specs):
+            names = [s.name for s in specs]
+            missing = [n for n in names if n not in inputs]
+            unexpected = sorted(set(inputs) - set(names))
             parts = ([f"missing input(s) {missing}"] if missing else []) + (
                 [f"unexpected input(s) {unexpected}"] if unexpected else [])
             raise InputError(f"model {mv.name!r}: {'; '.join(parts)}; its inputs are {names}")
         bound: dict[str, int] = {}
-        for spec in mv.inputs:
-            value = request.inputs[spec.name]
+        check_finite = mv.config.check_finite
+        for spec in specs:
+            value = inputs[spec.name]
             want = datatype_of(spec.dtype)
-            got = request.datatypes.get(spec.name, datatype_of(value.dtype))
+            got = request.datatypes.get(spec.name) or datatype_of(value.dtype)
             if got != want:
                 raise InputError(f"input {spec.name!r} has datatype {got}; model {mv.name!r} expects {want}")
-            expected = _shape_text(spec.shape, mv.batchable)
-            if value.ndim != len(spec.shape):
+            shape = spec.shape
+            if value.ndim != len(shape):
                 raise InputError(f"input {spec.name!r} has shape {list(value.shape)}; model {mv.name!r} expects "
-                                 f"{expected}")
-            for axis, (n, dim) in enumerate(zip(value.shape, spec.shape)):
-                if isinstance(dim, int) and n != dim:
-                    raise InputError(f"input {spec.name!r} has shape {list(value.shape)}; model {mv.name!r} "
-                                     f"expects {expected} (axis {axis} must be {dim})")
-                if isinstance(dim, str):
-                    if bound.setdefault(dim, n) != n:
-                        raise InputError(f"input {spec.name!r} has {dim}={n} on axis {axis}, but another input "
-                                         f"has {dim}={bound[dim]}; all inputs must agree")
-            if mv.config.check_finite and value.dtype.kind == "f" and value.size and not _finite(value):
+                                 f"{_shape_text(shape, mv.batchable)}")
+            for axis, (n, dim) in enumerate(zip(value.shape, shape)):
+                if isinstance(dim, int):
+                    if n != dim:
+                        raise InputError(f"input {spec.name!r} has shape {list(value.shape)}; model {mv.name!r} "
+                                         f"expects {_shape_text(shape, mv.batchable)} (axis {axis} must be {dim})")
+                elif isinstance(dim, str) and bound.setdefault(dim, n) != n:
+                    raise InputError(f"input {spec.name!r} has {dim}={n} on axis {axis}, but another input "
+                                     f"has {dim}={bound[dim]}; all inputs must agree")
+            if check_finite and value.dtype.kind == "f" and value.size and not _finite(value):
                 raise InputError(f"input {spec.name!r} holds NaN or Inf values; the model refuses them")
         if request.outputs is not None:
             known = [s.name for s in mv.outputs]

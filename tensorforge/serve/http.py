@@ -26,6 +26,8 @@ import zlib
 from concurrent.futures import Future
 from typing import Any, Awaitable, Callable
 
+import numpy as np
+
 from ..errors import InputError
 from .core import ServingCore, error_status, error_text
 from .protocol import decode_http_request, encode_http_response
@@ -172,15 +174,15 @@ class HttpApp:
         if encoding != b"identity":
             raise _HttpError(415, f"unsupported Content-Encoding {encoding.decode(errors='replace')!r}; use gzip, "
                                   "deflate or none")
-        if len(chunks) == 1 and not align_at:
-            return chunks[0]
-        pad = -align_at % 64
-        buffer = memoryview(bytearray(pad + size))
+        if len(chunks) == 1 and (not align_at or _aligned(chunks[0], align_at)):
+            return chunks[0]          # our HTTP protocol (wire.py) reads a body in place, already aligned
+        buffer = memoryview(bytearray(size + 64))
+        pad = -(_address(buffer) + align_at) % 64
         pos = pad
         for chunk in chunks:
             buffer[pos:pos + len(chunk)] = chunk
             pos += len(chunk)
-        return buffer[pad:]
+        return buffer[pad:pad + size]
 
     def _inflate(self, body: bytes, encoding: bytes) -> bytes:
         inflater = zlib.decompressobj(wbits=31 if encoding == b"gzip" else 15)
@@ -245,6 +247,15 @@ async def _await_unless_gone(future: "Future[Any]", receive: Receive) -> Any:
         watcher.remove_done_callback(on_message)
         watcher.cancel()
     return None if gone else result          # computed, but nobody may be left to receive it
+
+
+def _aligned(chunk: bytes | memoryview, offset: int) -> bool:
+    """Whether byte ``offset`` of ``chunk`` sits on a 64-byte boundary (where binary tensors start)."""
+    return offset >= len(chunk) or (_address(chunk) + offset) % 64 == 0
+
+
+def _address(buffer: bytes | memoryview) -> int:
+    return int(np.frombuffer(buffer, np.uint8, count=1).ctypes.data) if len(buffer) else 0
 
 
 def _json_object(body: bytes | memoryview) -> dict[str, Any]:

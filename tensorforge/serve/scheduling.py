@@ -11,7 +11,13 @@ candidate closes), or wait for a submission. The rules, in order:
    agree — it never skips ahead, so requests are dispatched in the order they came.
 2. Dispatch at once when the batch is full (``max_batch_size`` rows, or the next request
    would not fit or not agree), when its size is one of ``preferred_batch_sizes``, when
-   ``max_queue_delay_ms`` is 0, or when flushing (the batcher is closing).
+   ``max_queue_delay_ms`` is 0, when flushing (the batcher is closing), or — with ``idle``
+   — when a lone request waits on an idle batcher (nothing else queued, no batch running):
+   no other request is in sight to join it, so waiting could only make it later. This is
+   where we part from Triton, whose dynamic batcher holds even a lone request on an idle
+   model for the whole delay; the owner passes ``idle=False`` for Triton's rule
+   (``BatcherConfig.idle_dispatch``). Under load the window still applies: requests that
+   queue while a batch runs wait for companions as before.
 3. Otherwise wait until the oldest candidate has waited ``max_queue_delay_ms``; then send
    the largest prefix whose size is a preferred size if there is one, else all candidates.
 
@@ -75,8 +81,11 @@ class BatchScheduler:
         """Entries held, including dead ones (done futures) not yet dropped."""
         return sum(len(q) for q in self.levels)
 
-    def poll(self, now_s: float, flush: bool = False) -> Decision:
-        """Decide for a free instance at time ``now_s``; a returned batch is removed from the queue."""
+    def poll(self, now_s: float, flush: bool = False, idle: bool = False) -> Decision:
+        """Decide for a free instance at time ``now_s``; a returned batch is removed from the queue.
+
+        ``idle``: no batch is running on any instance — a lone queued request then goes at once (rule 2).
+        """
         decision = Decision()
         candidates: list[QueuedRequest] = []
         rows = 0
@@ -106,7 +115,8 @@ class BatchScheduler:
             return decision
         oldest = min(r.arrival_s for r in candidates)
         due = oldest + self.delay_s <= now_s
-        if blocked or flush or self.delay_s <= 0 or rows in self.preferred:
+        lone = idle and len(candidates) == 1 and not blocked     # not blocked: nothing else is queued
+        if blocked or flush or lone or self.delay_s <= 0 or rows in self.preferred:
             take = len(candidates)
         elif due:
             take = self._preferred_prefix(candidates)

@@ -88,7 +88,7 @@ class InferenceServer:
         return sock
 
     def _run_loop(self, sock: socket.socket | None) -> None:
-        loop = asyncio.new_event_loop()
+        loop = _new_loop(self.config.event_loop)
         self._loop = loop
         try:
             loop.run_until_complete(self._main(sock))
@@ -102,13 +102,19 @@ class InferenceServer:
     async def _main(self, sock: socket.socket | None) -> None:
         self._stop_event = asyncio.Event()
         grpc_server = await self._start_grpc() if self.config.grpc_port is not None else None
-        http_server, http_task = None, None
-        if sock is not None:
+        http_server, http_task, wire = None, None, None
+        if sock is not None and _http_parser(self.config.http_parser) == "httptools":
+            from .http import HttpApp
+            from .wire import WireServer
+
+            wire = WireServer(HttpApp(self.core), max_body_bytes=self.config.max_request_bytes)
+            await wire.start(sock)
+        elif sock is not None:
             import uvicorn
 
             from .http import HttpApp
 
-            uv_config = uvicorn.Config(HttpApp(self.core), http=self.config.http_parser, lifespan="off",
+            uv_config = uvicorn.Config(HttpApp(self.core), http="h11", lifespan="off",
                                        log_level="warning", access_log=False,
                                        timeout_graceful_shutdown=int(max(1, self.config.drain_timeout_s)),
                                        server_header=False, date_header=False, backlog=2048)
@@ -124,6 +130,8 @@ class InferenceServer:
         # drain: not ready, stop accepting, let in-flight requests complete
         self.core.shutting_down = True
         waits = []
+        if wire is not None:
+            waits.append(asyncio.ensure_future(wire.shutdown(self.config.drain_timeout_s)))
         if http_server is not None and http_task is not None:
             http_server.should_exit = True
             waits.append(http_task)
@@ -191,6 +199,31 @@ class InferenceServer:
                 "grpc": self.grpc_target if self.grpc_port else None,
                 "metrics": self.metrics_url if self.metrics_port else None,
                 "models": self.repository.index(), "config": self.config.to_dict()}
+
+
+def _new_loop(choice: str) -> asyncio.AbstractEventLoop:
+    """uvloop when asked for, or for "auto" when installed: its wakeups from the batcher's threads and its
+    socket reads cost less (measured ~0.1 ms less per request on loopback, benchmarks/serve_latency.py)."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise ConfigError("event_loop 'uvloop' needs the uvloop package: pip install uvloop") from None
+        else:
+            return uvloop.new_event_loop()  # type: ignore[no-any-return]
+    return asyncio.new_event_loop()
+
+
+def _http_parser(choice: str) -> str:
+    """"auto" is httptools (our own lean HTTP/1.1 protocol, see wire.py) when installed, else h11 (uvicorn)."""
+    if choice != "auto":
+        return choice
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
 
 
 def _url_host(host: str) -> str:

@@ -62,6 +62,18 @@ def test_concurrent_clients_each_get_their_own_rows():
     assert max(stats["batch_sizes"]) <= 16
 
 
+def test_lone_request_on_an_idle_batcher_does_not_wait_for_the_window():
+    with DynamicBatcher(lambda inputs: {"y": inputs["x"]}, BatcherConfig(max_queue_delay_ms=5000)) as batcher:
+        t0 = time.perf_counter()
+        assert batcher.submit(x(1)).result(timeout=4)["y"][0, 0] == 1.0     # not held for the 5 s window
+        assert time.perf_counter() - t0 < 1.0
+    strict = BatcherConfig(max_queue_delay_ms=300, idle_dispatch=False)  # Triton's rule: the window holds it
+    with DynamicBatcher(lambda inputs: {"y": inputs["x"]}, strict) as batcher:
+        t0 = time.perf_counter()
+        batcher.submit(x(1)).result(timeout=4)
+        assert time.perf_counter() - t0 >= 0.29
+
+
 def test_queue_full_rejects_at_once_and_counts_it():
     gate = Gate()
     gate.open.clear()

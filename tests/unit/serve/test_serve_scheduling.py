@@ -115,3 +115,21 @@ def test_drain_returns_live_requests():
     s.push(b)
     a.future.cancel()
     assert s.drain() == [b] and len(s) == 0
+
+
+def test_lone_request_on_an_idle_batcher_goes_at_once():
+    s = BatchScheduler(8, 1000.0)
+    s.push(req(tag=1))
+    assert s.poll(0.0).batch == []                         # Triton's rule (idle=False): the window holds it
+    assert tags(s.poll(0.0, idle=True).batch) == [1]       # nothing running, nothing else queued: no wait
+
+
+def test_idle_dispatch_keeps_the_window_under_load():
+    s = BatchScheduler(8, 1000.0)
+    s.push(req(tag=1))
+    s.push(req(tag=2))
+    assert s.poll(0.0, idle=True).batch == []              # two queued: companions exist, the window applies
+    assert tags(s.poll(1.0, idle=True).batch) == [1, 2]
+    s.push(req(width=2, tag=3))
+    s.push(req(width=3, tag=4))
+    assert tags(s.poll(1.0, idle=True).batch) == [3]       # blocked by a request it cannot merge with: sent now

@@ -9,7 +9,13 @@ Method (the whitepapers' "Test Methodology", made explicit):
   * report min/mean/p50/p90/p95/p99/max, the spread of per-window medians (noise), and
     a warning when the run is too noisy to trust;
   * power, perf/W and J/sample only from a real sensor (RAPL, NVML); otherwise "n/a"
-    with the reason.
+    with the reason;
+  * with ``streams`` N > 1: one session (weights shared) with ``cores // N`` intra-op
+    threads unless ``threads`` is given, driven by N threads at once (a
+    :class:`~tensorforge.engine.streams.StreamPool`); each timed call is one wave of N
+    requests, throughput is samples/s over the wall time of all streams together and the
+    latencies are per request. The baseline peer runs the same N streams on its own
+    session with the same threads, so the speedup stays like for like.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from ..engine.build import BuildOptions, build, resolve_source
 from ..engine.fingerprint import host_fingerprint, library_versions
 from ..engine.inputs import concrete_shape, random_inputs
 from ..engine.runtime import Engine
+from ..engine.streams import StreamPool, threads_per_stream
 from ..errors import InputError, ResourceError, TensorForgeError
 from . import footprint
 from .memory import PeakMemory, available_memory_bytes
@@ -49,6 +56,7 @@ class BenchOptions:
     noise_threshold_pct: float = 10.0
     precision: str = "fp32"          # built at this precision when the target is an ONNX file or zoo name
     calibration: Any = None          # INT8 calibration data (see BuildOptions); None = random (speed only)
+    streams: tuple[int, ...] = (1,)  # concurrent streams on one session; one row per batch and stream count
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16", "bf16", "int8"):
@@ -61,6 +69,14 @@ class BenchOptions:
             raise InputError("duration must be > 0 s and warmup >= 0 s")
         if self.rounds < 1 or self.min_iterations < 1:
             raise InputError("rounds and min_iterations must be >= 1")
+        # a lone int or a list is kind, and clear enough: store a tuple either way
+        object.__setattr__(self, "streams", (self.streams,) if isinstance(self.streams, int) else tuple(self.streams))
+        if not self.streams or any(not isinstance(n, int) or n < 1 for n in self.streams):
+            raise InputError(f"streams must be positive integers like (1, 2, 4), got {self.streams!r}")
+
+    def threads_for(self, streams: int) -> int | None:
+        """Intra-op threads of the session that runs ``streams`` streams (None: the backend's default)."""
+        return self.threads if self.threads is not None or streams == 1 else threads_per_stream(streams)
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,8 @@ class BenchRow:
     speedup_vs_baseline: float | None = None     # median of per-round paired ratios
     speedup_noise_pct: float | None = None       # half-range of those ratios, %
     verdict_vs_baseline: str | None = None      # faster / same / slower, judged against the run's noise
+    streams: int = 1                             # concurrent requests on one session (weights shared)
+    threads: int | None = None                   # that session's intra-op threads (None: backend default)
 
 
 @dataclass(frozen=True)
@@ -156,72 +174,47 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
     # Refuse, up front, the batch sizes that would not fit in memory.
     per_sample = footprint.per_sample_activation_bytes(optimized)
     available = available_memory_bytes()
-    estimates = {}
+    estimates: dict[tuple[int, int], int] = {}
     for b in options.batches:
-        est = footprint.estimate_bytes(optimized, 1 if fixed_batch else b, per_sample=per_sample)
-        est *= 2 if options.baseline and original is not None else 1
-        estimates[b] = est
-        if est > MEMORY_SAFETY * available:
-            fits = [x for x in options.batches if estimates.get(x, 0) <= MEMORY_SAFETY * available]
-            raise ResourceError(
-                f"batch {b} of {label!r} needs an estimated {est / 2**30:.1f} GiB (weights + peak activations"
-                f"{' for engine and baseline' if options.baseline else ''}); this machine has "
-                f"{available / 2**30:.1f} GiB available. Use smaller batch sizes"
-                + (f" (e.g. up to {max(fits)})" if fits else ""))
+        for n in options.streams:      # N streams share the weights; each holds its own activations
+            est = footprint.estimate_bytes(optimized, (1 if fixed_batch else b) * n, per_sample=per_sample)
+            est *= 2 if options.baseline and original is not None else 1
+            estimates[b, n] = est
+            if est > MEMORY_SAFETY * available:
+                fits = [x for x in options.batches if estimates.get((x, n), 0) <= MEMORY_SAFETY * available]
+                raise ResourceError(
+                    f"batch {b}{f' × {n} streams' if n > 1 else ''} of {label!r} needs an estimated "
+                    f"{est / 2**30:.1f} GiB (weights + peak activations"
+                    f"{' for engine and baseline' if options.baseline else ''}); this machine has "
+                    f"{available / 2**30:.1f} GiB available. Use smaller batch sizes"
+                    + (f" (e.g. up to {max(fits)})" if fits else "") + (" or fewer streams" if n > 1 else ""))
 
     meter = detect_power_meter("cpu")
     power_source = meter.reason if isinstance(meter, PowerUnavailable) else meter.name
-    session = engine.session(threads=options.threads, warn_host=False)
-    peer = bare_onnxruntime(original, options.threads) if options.baseline and original is not None else None
+    # One session (and one peer) per thread count: the streams of a row share its weights.
+    thread_counts = dict.fromkeys(options.threads_for(n) for n in options.streams)
+    sessions = {t: engine.session(threads=t, warn_host=False) for t in thread_counts}
+    peers = ({t: bare_onnxruntime(original, t) for t in thread_counts}
+             if options.baseline and original is not None else {})
 
     rows = []
-    total_steps = len(options.batches)
-    for step, batch in enumerate(options.batches):
+    cases = [(b, n) for b in options.batches for n in options.streams]
+    for step, (batch, n) in enumerate(cases):
+        where = f"batch {batch}" + (f", {n} streams" if n > 1 else "")
         if progress:
-            progress(f"batch {batch}", step / total_steps)
+            progress(where, step / len(cases))
         feeds = random_inputs(engine.inputs, batch, seed=options.seed + batch)
-        ours, theirs = Timer(session.run), (Timer(peer) if peer else None)
-        with PeakMemory(interval_s=0.02) as mem:   # a light sampler: the timing runs beside it
-            ours.warm(feeds, options.warmup_s)
+        threads = options.threads_for(n)
+        ours = _Contender(sessions[threads].run, n)
+        theirs = _Contender(peers[threads], n) if peers else None
+        try:
+            row = _measure_row(options, meter, power_source, feeds, ours, theirs, batch=batch, streams=n,
+                               threads=threads, estimated_bytes=estimates[batch, n], where=where, warnings=warnings)
+        finally:
+            ours.close()
             if theirs:
-                theirs.warm(feeds, options.warmup_s)
-            energy_j, metered_s, readings = 0.0, 0.0, []
-            slice_s = options.duration_s / options.rounds
-            per_round_min = max(1, -(-options.min_iterations // options.rounds))
-            for round_index in range(options.rounds):
-                if theirs and round_index % 2:       # ABBA order: neither contender always goes first
-                    theirs.run_for(feeds, slice_s, per_round_min)
-                if not isinstance(meter, PowerUnavailable):
-                    meter.start()
-                ours.run_for(feeds, slice_s, per_round_min)
-                if not isinstance(meter, PowerUnavailable):
-                    reading: PowerReading = meter.stop()
-                    energy_j += reading.energy_j
-                    metered_s += reading.duration_s
-                    readings.append(reading)
-                if theirs and not round_index % 2:
-                    theirs.run_for(feeds, slice_s, per_round_min)
-        m = ours.measurement(batch, options.noise_threshold_pct)
-        power_w = perf_w = j_per_sample = None
-        if readings and metered_s > 0:
-            power_w = energy_j / metered_s
-            perf_w = m.throughput_sps / power_w if power_w > 0 else None
-            j_per_sample = energy_j / (batch * m.iterations)
-            power = {"source": power_source, "energy_j": energy_j, "duration_s": metered_s, "avg_power_w": power_w}
-        else:
-            power = {"unavailable": power_source}
-        base = theirs.measurement(batch, options.noise_threshold_pct) if theirs else None
-        speedup = verdict = speedup_noise = None
-        if theirs and base:
-            speedup, speedup_noise, verdict = paired_speedup(ours, theirs)
-        if m.noise["noisy"]:
-            warnings.append(f"batch {batch}: per-window medians spread {m.noise['spread_pct']:.1f}% "
-                            f"(> {options.noise_threshold_pct:.0f}%): too noisy to trust; close other programs "
-                            "or raise --duration")
-        rows.append(BenchRow(batch=batch, engine=m, peak_rss_bytes=mem.peak_bytes, estimated_bytes=estimates[batch],
-                             power=power, power_w=power_w, perf_per_watt=perf_w, energy_j_per_sample=j_per_sample,
-                             baseline=base, speedup_vs_baseline=speedup, speedup_noise_pct=speedup_noise,
-                             verdict_vs_baseline=verdict))
+                theirs.close()
+        rows.append(row)
     if progress:
         progress("done", 1.0)
     model_info = {
@@ -233,18 +226,95 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
         "backend": engine.manifest.get("backend", {}).get("name"),
     }
     libraries = library_versions()
-    if peer:
-        libraries["baseline"] = f"onnxruntime {ort_version()} InferenceSession, default SessionOptions"
+    if peers:
+        libraries["baseline"] = (f"onnxruntime {ort_version()} InferenceSession, default SessionOptions"
+                                 + (", the engine's streams and threads" if options.streams != (1,) else ""))
     return BenchResult(model=model_info, options=asdict(options), host=host_fingerprint(), libraries=libraries,
                        power_source=power_source, rows=rows, warnings=warnings)
 
 
+class _Contender:
+    """A Timer over one run function — through a StreamPool when N > 1, one call being one wave of N requests."""
+
+    def __init__(self, run: Callable[[Any], Any], streams: int) -> None:
+        self.pool = StreamPool(run, streams) if streams > 1 else None
+        self.timer = Timer(self.pool if self.pool is not None else run, requests_per_call=streams)
+
+    def warm(self, feeds: Any, seconds: float) -> None:
+        self.timer.warm(feeds, seconds)
+        if self.pool is not None:     # per-request latencies of the timed rounds only
+            self.pool.reset_latencies()
+
+    def measurement(self, batch: int, threshold_pct: float) -> Measurement:
+        return self.timer.measurement(batch, threshold_pct, self.pool.latencies_ns if self.pool is not None else None)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
+def _measure_row(options: BenchOptions, meter: Any, power_source: str, feeds: Any, ours: _Contender,
+                 theirs: _Contender | None, *, batch: int, streams: int, threads: int | None, estimated_bytes: int,
+                 where: str, warnings: list[str]) -> BenchRow:
+    """Warm both contenders, run the paired rounds (ABBA), and summarise one (batch, streams) row."""
+    with PeakMemory(interval_s=0.02) as mem:   # a light sampler: the timing runs beside it
+        ours.warm(feeds, options.warmup_s)
+        if theirs:
+            theirs.warm(feeds, options.warmup_s)
+        energy_j, metered_s, readings = 0.0, 0.0, []
+        slice_s = options.duration_s / options.rounds
+        per_round_min = max(1, -(-options.min_iterations // options.rounds))
+        for round_index in range(options.rounds):
+            if theirs and round_index % 2:       # ABBA order: neither contender always goes first
+                theirs.timer.run_for(feeds, slice_s, per_round_min)
+            if not isinstance(meter, PowerUnavailable):
+                meter.start()
+            ours.timer.run_for(feeds, slice_s, per_round_min)
+            if not isinstance(meter, PowerUnavailable):
+                reading: PowerReading = meter.stop()
+                energy_j += reading.energy_j
+                metered_s += reading.duration_s
+                readings.append(reading)
+            if theirs and not round_index % 2:
+                theirs.timer.run_for(feeds, slice_s, per_round_min)
+    m = ours.measurement(batch, options.noise_threshold_pct)
+    power_w = perf_w = j_per_sample = None
+    if readings and metered_s > 0:
+        power_w = energy_j / metered_s
+        perf_w = m.throughput_sps / power_w if power_w > 0 else None
+        j_per_sample = energy_j / (batch * m.iterations)      # iterations count requests
+        power = {"source": power_source, "energy_j": energy_j, "duration_s": metered_s, "avg_power_w": power_w}
+    else:
+        power = {"unavailable": power_source}
+    base = theirs.measurement(batch, options.noise_threshold_pct) if theirs else None
+    speedup = verdict = speedup_noise = None
+    if theirs and base:
+        speedup, speedup_noise, verdict = paired_speedup(ours.timer, theirs.timer)
+    if m.noise["noisy"]:
+        warnings.append(f"{where}: per-window medians spread {m.noise['spread_pct']:.1f}% "
+                        f"(> {options.noise_threshold_pct:.0f}%): too noisy to trust; close other programs "
+                        "or raise --duration")
+    return BenchRow(batch=batch, engine=m, peak_rss_bytes=mem.peak_bytes, estimated_bytes=estimated_bytes,
+                    power=power, power_w=power_w, perf_per_watt=perf_w, energy_j_per_sample=j_per_sample,
+                    baseline=base, speedup_vs_baseline=speedup, speedup_noise_pct=speedup_noise,
+                    verdict_vs_baseline=verdict, streams=streams, threads=threads)
+
+
 def batches_from_text(text: str) -> tuple[int, ...]:
     """Parse ``"1,2,8"`` (the CLI's --batch) with a clear error."""
+    return _positive_ints(text, "--batch", "1,8,64")
+
+
+def streams_from_text(text: str) -> tuple[int, ...]:
+    """Parse ``"1,2,4"`` (the CLI's --streams) with a clear error."""
+    return _positive_ints(text, "--streams", "2 or 1,2,4")
+
+
+def _positive_ints(text: str, flag: str, example: str) -> tuple[int, ...]:
     try:
         values = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError as exc:
-        raise InputError(f"--batch takes comma-separated integers like 1,8,64; got {text!r}") from exc
+        raise InputError(f"{flag} takes comma-separated integers like {example}; got {text!r}") from exc
     if not values or any(v < 1 for v in values):
-        raise InputError(f"--batch takes positive integers like 1,8,64; got {text!r}")
+        raise InputError(f"{flag} takes positive integers like {example}; got {text!r}")
     return values

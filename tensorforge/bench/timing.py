@@ -1,12 +1,17 @@
 """Paired timing shared by ``bench`` and the tuner: a :class:`Timer` per contender, rounds run
 back to back, and :func:`paired_speedup` judging one contender against another by the
-per-round ratios (the machine's drift cancels within a round)."""
+per-round ratios (the machine's drift cancels within a round).
+
+A timed call may issue several requests at once — one wave of a multi-stream
+:class:`~tensorforge.engine.streams.StreamPool` issues one per stream — so a Timer counts
+``requests_per_call`` requests per call: rates are requests per second, and two contenders
+with different stream counts still compare fairly at the same batch size."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -23,13 +28,20 @@ class Measurement:
 
 
 class Timer:
-    """Accumulates one contender's samples across rounds, and each round's throughput."""
+    """Accumulates one contender's samples across rounds, and each round's throughput.
 
-    def __init__(self, fn: Callable[[Mapping[str, np.ndarray]], Any]) -> None:
+    ``samples`` holds the duration of each call; ``round_rates`` the requests per second of
+    each round (``requests_per_call`` requests per call, 1 unless ``fn`` runs several streams).
+    """
+
+    def __init__(self, fn: Callable[[Mapping[str, np.ndarray]], Any], requests_per_call: int = 1) -> None:
+        if requests_per_call < 1:
+            raise ValueError(f"requests_per_call must be >= 1, got {requests_per_call}")
         self.fn = fn
+        self.requests_per_call = requests_per_call
         self.samples: list[int] = []
         self.wall_ns = 0
-        self.round_rates: list[float] = []      # calls per second in each round
+        self.round_rates: list[float] = []      # requests per second in each round
 
     def run_for(self, feeds: Mapping[str, np.ndarray], seconds: float, min_iterations: int) -> None:
         fn, samples, clock = self.fn, self.samples, time.perf_counter_ns
@@ -43,7 +55,7 @@ class Timer:
             n += 1
         elapsed = clock() - start
         self.wall_ns += elapsed
-        self.round_rates.append(n * 1e9 / elapsed)
+        self.round_rates.append(n * self.requests_per_call * 1e9 / elapsed)
 
     def warm(self, feeds: Mapping[str, np.ndarray], seconds: float) -> None:
         # At least two calls whatever the time: the first allocates, the second settles the memory plan.
@@ -53,12 +65,17 @@ class Timer:
         while time.perf_counter() < deadline:
             self.fn(feeds)
 
-    def measurement(self, batch: int, threshold_pct: float) -> Measurement:
-        stats = latency_stats(self.samples)
+    def measurement(self, batch: int, threshold_pct: float,
+                    request_latencies_ns: Sequence[int] | None = None) -> Measurement:
+        """Throughput in samples/s over the timed wall time; latency and noise from each call's
+        duration, or from ``request_latencies_ns`` (one per request, e.g. a StreamPool's) when given.
+        ``iterations`` counts requests."""
+        requests = len(self.samples) * self.requests_per_call
+        latencies = self.samples if request_latencies_ns is None else request_latencies_ns
         wall_s = self.wall_ns / 1e9
-        return Measurement(iterations=len(self.samples), wall_s=round(wall_s, 4),
-                           throughput_sps=batch * len(self.samples) / wall_s,
-                           latency=stats.to_dict(), noise=noise(self.samples, threshold_pct=threshold_pct).to_dict())
+        return Measurement(iterations=requests, wall_s=round(wall_s, 4), throughput_sps=batch * requests / wall_s,
+                           latency=latency_stats(latencies).to_dict(),
+                           noise=noise(latencies, threshold_pct=threshold_pct).to_dict())
 
 
 def paired_speedup(ours: Timer, peer: Timer) -> tuple[float, float, str]:
@@ -66,7 +83,9 @@ def paired_speedup(ours: Timer, peer: Timer) -> tuple[float, float, str]:
 
     Rounds are paired (each round runs both contenders back to back), so drift of the
     machine cancels in each round's ratio; the spread of those ratios is the noise the
-    verdict is judged against: "faster"/"slower" only when every round agrees.
+    verdict is judged against: "faster"/"slower" only when every round agrees. Rates are
+    requests per second, so at one batch size the ratio is one of samples/s, whatever each
+    contender's stream count.
     """
     ratios = np.array(ours.round_rates) / np.array(peer.round_rates)
     median = float(np.median(ratios))

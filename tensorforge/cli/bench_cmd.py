@@ -18,19 +18,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(ms), peak memory, and power / perf-per-watt / joules-per-sample when a power sensor "
         "exists (RAPL on Linux CPUs, NVML on NVIDIA GPUs; otherwise 'n/a' with the reason). "
         "--baseline also runs bare ONNX Runtime on the original model in the same run, "
-        "alternating with the engine, and prints the speedup."),
+        "alternating with the engine, and prints the speedup.") + "\n\n" + para(
+        "A stream is one thread sending requests back to back; --streams N runs N of them at "
+        "once on ONE session of the engine, so the weights are loaded once and shared (each "
+        "stream only adds its own activations). Unless --threads is given, the cores are split: "
+        "the session gets physical cores / N intra-op threads (at least 1), so N narrow "
+        "requests run side by side instead of one wide one. The row's throughput counts the "
+        "samples of all streams over the wall time; its latencies are per request. Streams "
+        "help when one request cannot keep every core busy (small batches, small models), "
+        "usually at some cost in latency: --streams 1,2,4 measures each, one row per batch "
+        "size and stream count. With --baseline, ONNX Runtime runs the same streams and threads."),
         epilog="examples:\n  tensorforge bench                          (mobilenet_v2, batches 1,2,4,8,64,128)\n"
                "  tensorforge bench resnet50 --batch 1,8 --baseline\n"
                "  tensorforge bench resnet50 --batch 1,8 --precision fp32,fp16,int8 --baseline\n"
-               "  tensorforge bench model.tfe --batch 1 --duration 10 --json out.json",
+               "  tensorforge bench model.tfe --batch 1 --duration 10 --json out.json\n"
+               "  tensorforge bench resnet50 --batch 1 --streams 1,2,4   (throughput vs concurrent streams)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                    help=f"engine file (.tfe), ONNX file or zoo name (default: {DEFAULT_MODEL})")
     p.add_argument("--batch", default="1,2,4,8,64,128", help="comma-separated batch sizes (default: 1,2,4,8,64,128)")
-    p.add_argument("--duration", type=float, default=2.0, help="timed seconds per batch size (default: 2)")
-    p.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds per batch size (default: 0.5)")
+    p.add_argument("--duration", type=float, default=2.0,
+                   help="timed seconds per row: per batch size (and stream count) (default: 2)")
+    p.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds per row (default: 0.5)")
     p.add_argument("--min-iterations", type=int, default=5, help="at least this many timed calls (default: 5)")
-    p.add_argument("--threads", type=int, help="intra-op threads for engine and baseline (default: backend's)")
+    p.add_argument("--threads", type=int,
+                   help="intra-op threads for engine and baseline, shared by all streams of a session (default: "
+                        "the backend's; with --streams N, physical cores / N)")
+    p.add_argument("--streams", default="1", metavar="N[,N...]",
+                   help="concurrent streams on one shared-weights session, comma-separated to compare, e.g. 1,2,4 "
+                        "(default: 1)")
     p.add_argument("--baseline", action="store_true",
                    help="also measure bare ONNX Runtime on the original model, same inputs, same run")
     p.add_argument("--precision", default="fp32",
@@ -47,13 +63,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..bench.runner import BenchOptions, batches_from_text, bench
+    from ..bench.runner import BenchOptions, batches_from_text, bench, streams_from_text
 
     precisions = [x.strip() for x in args.precision.split(",") if x.strip()] or ["fp32"]
     batches = batches_from_text(args.batch)
+    streams = streams_from_text(args.streams)
     options = [BenchOptions(batches=batches, duration_s=args.duration, warmup_s=args.warmup,
                             min_iterations=args.min_iterations, threads=args.threads, baseline=args.baseline,
-                            precision=p, calibration=args.calib) for p in precisions]    # validates each first
+                            precision=p, calibration=args.calib, streams=streams)
+               for p in precisions]    # validates each first
     results = []
     with Progress(TextColumn("bench {task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
@@ -83,12 +101,13 @@ def print_table(results) -> None:  # type: ignore[no-untyped-def]
     result = results[0]
     host = result.host
     several = len(results) > 1
+    with_streams = any(tuple(res.options.get("streams", (1,))) != (1,) for res in results)
     precision = "" if several else f"{result.model['precision'].upper()} · "
     title = (f"{result.model['name']} · {precision}{result.model['backend']} · "
              f"{host['cpu_model']} ({host['logical_cores']} cores)")
     table = Table(title=title)
-    cols = (["precision"] if several else []) + [
-        "batch", "perf (samples/s)", "power (W)", "perf/W", "latency mean (ms)", "min", "p50", "p90", "p95", "p99",
+    cols = (["precision"] if several else []) + ["batch"] + (["streams"] if with_streams else []) + [
+        "perf (samples/s)", "power (W)", "perf/W", "latency mean (ms)", "min", "p50", "p90", "p95", "p99",
         "max", "peak RSS", "noise %"]
     has_base = any(r.baseline for res in results for r in res.rows)
     if has_base:
@@ -98,8 +117,8 @@ def print_table(results) -> None:  # type: ignore[no-untyped-def]
     rows = [(res.model["precision"], r) for res in results for r in res.rows]
     for prec, r in rows:
         lat = r.engine.latency
-        row = ([prec.upper()] if several else []) + [
-               str(r.batch), f"{r.engine.throughput_sps:,.1f}", _f(r.power_w), _f(r.perf_per_watt),
+        row = ([prec.upper()] if several else []) + [str(r.batch)] + ([str(r.streams)] if with_streams else []) + [
+               f"{r.engine.throughput_sps:,.1f}", _f(r.power_w), _f(r.perf_per_watt),
                f"{lat['mean_ms']:.2f}", f"{lat['min_ms']:.2f}", f"{lat['p50_ms']:.2f}", f"{lat['p90_ms']:.2f}",
                f"{lat['p95_ms']:.2f}", f"{lat['p99_ms']:.2f}", f"{lat['max_ms']:.2f}",
                human_bytes(r.peak_rss_bytes), f"{r.engine.noise['spread_pct']:.1f}"]
@@ -115,6 +134,9 @@ def print_table(results) -> None:  # type: ignore[no-untyped-def]
         console.print(f"power: n/a — {result.power_source}")
     if has_base and several:
         console.print("speedup: against bare ONNX Runtime on the original FP32 model, in the same run")
+    if with_streams:
+        console.print("streams: concurrent requests on one session (weights shared); perf counts all streams, "
+                      "latency is per request" + ("; ORT runs the same streams" if has_base else ""))
     for w in dict.fromkeys((f"{res.model['precision']}: " if several else "") + w
                            for res in results for w in res.warnings):
         console.print(f"[yellow]warning:[/yellow] {w}")
@@ -124,7 +146,8 @@ def write_csv(path: str, results) -> None:  # type: ignore[no-untyped-def]
     results = results if isinstance(results, list) else [results]
     fields = ["precision", "batch", "throughput_sps", "min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
               "max_ms", "iterations", "noise_spread_pct", "peak_rss_bytes", "power_w", "perf_per_watt",
-              "energy_j_per_sample", "baseline_throughput_sps", "speedup_vs_baseline", "speedup_noise_pct"]
+              "energy_j_per_sample", "baseline_throughput_sps", "speedup_vs_baseline", "speedup_noise_pct", "streams",
+              "threads"]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(fields)
@@ -134,4 +157,4 @@ def write_csv(path: str, results) -> None:  # type: ignore[no-untyped-def]
                         lat["p90_ms"], lat["p95_ms"], lat["p99_ms"], lat["max_ms"], r.engine.iterations,
                         r.engine.noise["spread_pct"], r.peak_rss_bytes, r.power_w, r.perf_per_watt,
                         r.energy_j_per_sample, r.baseline.throughput_sps if r.baseline else None,
-                        r.speedup_vs_baseline, r.speedup_noise_pct])
+                        r.speedup_vs_baseline, r.speedup_noise_pct, r.streams, r.threads])

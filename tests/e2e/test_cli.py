@@ -86,11 +86,27 @@ def test_bench_json_csv(capsys, tmp_path, engine_path):
     assert lines[0].startswith("precision,batch,throughput_sps") and len(lines) == 3
 
 
+def test_bench_streams_json(capsys, tmp_path):
+    js, cs = tmp_path / "s.json", tmp_path / "s.csv"
+    code, out, _ = run_cli(capsys, "bench", "tiny_mlp", "--batch", "1", "--streams", "1,2", "--duration", "0.1",
+                           "--warmup", "0.02", "--json", str(js), "--csv", str(cs))
+    assert code == 0 and "streams" in out and "per request" in out
+    data = json.loads(js.read_text())
+    assert data["options"]["streams"] == [1, 2]
+    assert [(r["batch"], r["streams"]) for r in data["rows"]] == [(1, 1), (1, 2)]
+    assert all(r["engine"]["throughput_sps"] > 0 for r in data["rows"])
+    header, *rows = cs.read_text().strip().splitlines()
+    assert header.endswith(",streams,threads") and len(rows) == 2
+    code, out, _ = run_cli(capsys, "bench", "tiny_mlp", "--batch", "1", "--duration", "0.05", "--warmup", "0.01")
+    assert code == 0 and "streams" not in out          # no streams column unless asked for
+
+
 @pytest.mark.parametrize("argv, pattern", [
     (["run", "missing.tfe", "--input", "x.npy"], "no such engine file"),
     (["build", "nonexistent_model", "-o", "x.tfe"], "neither an ONNX file nor a zoo model"),
     (["zoo", "info", "resnet5"], "resnet50"),
     (["bench", "tiny_cnn", "--batch", "a,b"], "comma-separated integers"),
+    (["bench", "tiny_cnn", "--streams", "0"], "--streams takes positive integers"),
 ])
 def test_errors_are_one_line_no_traceback(capsys, argv, pattern):
     code, out, err = run_cli(capsys, *argv)

@@ -43,6 +43,10 @@ class BuildError(TensorForgeError):
     """A build step (graph pass, shape rewrite, export) failed."""
 
 
+class TuningError(BuildError):
+    """The tuner found no candidate that runs the model correctly on the asked device."""
+
+
 class VerificationError(BuildError):
     """The optimized model's outputs differ from the original beyond tolerance."""
 

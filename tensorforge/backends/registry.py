@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib
+from typing import Callable, Union
 
 from ..errors import BackendUnavailable
 from .base import Backend
 
-# name -> "module:Class"; modules are imported only when asked for (no SDK import at startup)
-_BACKENDS = {
+BackendFactory = Union[str, Callable[[], Backend]]
+
+# name -> "module:Class" (imported only when asked for: no SDK import at startup) or a factory
+# registered at run time by register_backend (a plug-in, or a test's instrumented backend)
+_BACKENDS: dict[str, BackendFactory] = {
     "onnxruntime": "tensorforge.backends.onnxruntime:OnnxRuntimeBackend",
     "openvino": "tensorforge.backends.openvino:OpenVinoBackend",
     "torch": "tensorforge.backends.torch:TorchBackend",
@@ -21,13 +25,31 @@ def backend_names() -> list[str]:
     return list(_BACKENDS)
 
 
+def register_backend(name: str, factory: BackendFactory) -> None:
+    """Make a backend known by ``name``: a ``"module:Class"`` path or a zero-argument factory.
+
+    Registering a known name replaces it. The tuner and ``build --backend`` then find it like
+    the built-in ones; :func:`unregister_backend` removes it again.
+    """
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"backend names are letters, digits, '-' and '_'; got {name!r}")
+    _BACKENDS[name] = factory
+
+
+def unregister_backend(name: str) -> None:
+    _BACKENDS.pop(name, None)
+
+
 def get_backend(name: str = DEFAULT_BACKEND) -> Backend:
     """The backend called ``name``, checked usable here; raises BackendUnavailable otherwise."""
     target = _BACKENDS.get(name)
     if target is None:
         raise BackendUnavailable(f"unknown backend {name!r}; known backends: {', '.join(_BACKENDS)}")
-    module_name, cls_name = target.split(":")
-    backend: Backend = getattr(importlib.import_module(module_name), cls_name)()
+    if isinstance(target, str):
+        module_name, cls_name = target.split(":")
+        backend: Backend = getattr(importlib.import_module(module_name), cls_name)()
+    else:
+        backend = target()
     reason = backend.availability()
     if reason is not None:
         raise BackendUnavailable(f"backend {name!r} is not usable here: {reason}")

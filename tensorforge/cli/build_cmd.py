@@ -29,8 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-batch", type=int, help="make the batch dimension dynamic, up to N")
     p.add_argument("--pipeline", default="default", help="graph pass pipeline: default or none (default: default)")
     p.add_argument("--threads", type=int, help="intra-op threads recorded for the engine (default: backend's)")
-    p.add_argument("--backend", default="onnxruntime", help="execution backend (see `tensorforge backends`)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--backend", help="execution backend (see `tensorforge backends`; default: onnxruntime, or the "
+                                      "one that has --device; with --tune: the tuner's pick)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
+                   help="where the engine runs: cpu, cuda, or auto = cuda when a backend here can use a GPU "
+                        "(default: cpu)")
     p.add_argument("--no-verify", action="store_true", help="skip the numerical check (not recommended)")
     q = p.add_argument_group("reduced precision")
     q.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16", "int8", "best"),
@@ -63,6 +66,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--eval-data", metavar="DATA", help="held-out data for the budget: a bundled dataset or an .npz "
                    "with arrays named after the inputs and optional 'labels' (default: --calib's validation split "
                    "when --calib is a bundled dataset)")
+    t = p.add_argument_group("auto-tuning (which backend and settings run this model fastest here)")
+    t.add_argument("--tune", choices=("latency", "throughput"),
+                   help="time every candidate — ONNX Runtime at its defaults and with other thread/executor/graph "
+                        "settings, OpenVINO's hints and streams, PyTorch eager and torch.compile — on this machine; "
+                        "each must match the reference outputs, and one wins only when faster than the current "
+                        "best beyond the measured noise. latency: batch 1, one request at a time; throughput: "
+                        "samples/s at the tuning batch, streams allowed. The engine records the winner")
+    t.add_argument("--tune-budget", default="120s", metavar="SECONDS",
+                   help="time the tuner may spend, e.g. 60 or 90s or 2m (default 120s); candidates that no longer "
+                        "fit are skipped and listed")
+    t.add_argument("--tune-batch", type=int, metavar="N",
+                   help="batch to tune at (default: 1 for latency; --batch, else min(--max-batch, 8) for throughput)")
+    t.add_argument("--tune-backends", metavar="A,B",
+                   help="only try these backends, e.g. onnxruntime,openvino (default: all installed)")
+    t.add_argument("--tune-cache", metavar="DIR", help="timing cache folder (default: $TENSORFORGE_CACHE_DIR/timing "
+                                                       "or ~/.cache/tensorforge/timing)")
+    t.add_argument("--no-tune-cache", action="store_true", help="neither read nor write the timing cache")
     p.add_argument("--report", metavar="JSON", help="also write the build report as JSON")
     p.set_defaults(func=_run)
 
@@ -76,13 +96,30 @@ def _run(args: argparse.Namespace) -> int:
                            precision=args.precision, calibration=args.calib, calibration_method=args.calib_method,
                            calibration_cache=args.calib_cache, activations=args.activations,
                            keep_first_last=args.keep_first_last, accuracy_budget=args.accuracy_budget,
-                           eval_data=args.eval_data)
+                           eval_data=args.eval_data, tune=args.tune, tune_budget_s=_seconds(args.tune_budget),
+                           tune_batch=args.tune_batch, tune_cache=False if args.no_tune_cache else args.tune_cache,
+                           tune_backends=tuple(b.strip() for b in args.tune_backends.split(",") if b.strip())
+                           if args.tune_backends else None)
     with console.status(f"building {args.model} ..."):
         _, report = build(args.model, args.output, options)
     print_report(report)
     if args.report:
         write_json(args.report, report.to_dict())
     return 0
+
+
+def _seconds(text: str) -> float:
+    from ..errors import InputError
+
+    raw = text.strip().lower()
+    scale = 60.0 if raw.endswith("m") else 1.0
+    try:
+        value = float(raw.rstrip("ms")) * scale
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise InputError(f"--tune-budget takes seconds like 120, 90s or 2m, got {text!r}")
+    return value
 
 
 def _size(text: str | None, flag: str) -> int | tuple[int, int] | None:
@@ -149,6 +186,7 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
                       f"max normalized error {v.max_norm_err:.2e} (tolerance {v.tolerance:.0e}) — "
                       + ("[green]passed[/green]" if v.passed else "[red]FAILED[/red]"))
     _print_precision(report)
+    _print_tuning(report)
     if report.output:
         size = human_bytes(report.engine_bytes)
         console.print(f"wrote {report.output} ({size}) in {report.timings_s['total']:.1f} s")
@@ -185,3 +223,33 @@ def _print_precision(report) -> None:  # type: ignore[no-untyped-def]
         console.print(f"  note: {note}")
     for w in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _print_tuning(report) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    tuning = report.tuning
+    if tuning is None:
+        return
+    for note in tuning.get("notes", []):
+        console.print(f"  {note}")
+    table = Table(title=f"tuning for {tuning['objective']} at batch {tuning['batch']} on {tuning['device']} "
+                        f"({tuning['elapsed_s']:.0f} s; outputs checked against {tuning['reference']}, "
+                        f"tolerance {tuning['tolerance']:g})")
+    for col, justify in (("candidate", "left"), ("samples/s", "right"), ("p50 ms", "right"),
+                         ("× incumbent", "right"), ("max err", "right"), ("verdict", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    styles = {"winner": "bold green", "faster": "green", "rejected": "red", "failed": "red", "skipped": "dim"}
+    for row in tuning["candidates"]:
+        status = row["status"]
+        verdict = status if not row["reason"] or status == "baseline" else f"{status}: {row['reason']}"
+        table.add_row(row["candidate"], _num(row["throughput_sps"], ".1f"), _num(row["p50_ms"], ".2f"),
+                      _num(row["ratio"], ".3f"), _num(row["max_err"], ".1e"), verdict,
+                      style=styles.get(status))
+    console.print(table)
+    console.print(f"backend: [bold]{report.backend}[/bold] {report.backend_settings} — "
+                  f"×{tuning['speedup_vs_first']:.3f} vs {tuning['candidates'][0]['candidate']}")
+
+
+def _num(value, fmt: str) -> str:  # type: ignore[no-untyped-def]
+    return "—" if value is None else format(value, fmt)

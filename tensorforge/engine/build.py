@@ -23,6 +23,7 @@ from ..graph import analysis
 from ..graph.batch import batch_dim_of, set_batch
 from ..graph.io import load_model, model_hash, normalize
 from ..graph.pipelines import run_pipeline
+from .device import backend_for_device, resolve_device
 from .fingerprint import host_fingerprint, library_versions
 from .format import MODEL_PAYLOAD, sha256, write_engine
 from .inputs import io_specs, random_inputs
@@ -40,8 +41,8 @@ class BuildOptions:
     pipeline: str = "default"
     batch: int | None = None
     max_batch: int | None = None
-    backend: str = "onnxruntime"
-    device: str = "cpu"
+    backend: str | None = None               # None: onnxruntime, or the backend that has the device
+    device: str = "cpu"                      # cpu | cuda | auto (see engine/device.py)
     threads: int | None = None
     verify: bool = True
     verify_batch: int = 2
@@ -59,6 +60,12 @@ class BuildOptions:
     accuracy_budget: str | float | None = None   # max top-1 drop in points, or "cosine:0.99"
     eval_data: Any = None                   # held-out data for the guard: EvalData, dataset name or .npz
     precision_rtol: float | None = None     # FP16/BF16 check tolerance (default per precision)
+    # auto-tuning (the tune package): time backends × settings here, record the fastest verified one
+    tune: str | None = None                 # None | "latency" | "throughput"
+    tune_budget_s: float = 120.0
+    tune_batch: int | None = None           # default: 1 for latency; --batch, else min(max batch, 8) for throughput
+    tune_cache: Any = None                  # a directory, None for the default one, False for none
+    tune_backends: tuple[str, ...] | None = None    # limit the search to these backends
 
     def __post_init__(self) -> None:
         if self.batch is not None and self.max_batch is not None:
@@ -68,6 +75,8 @@ class BuildOptions:
                 raise BuildError(f"{label} must be >= 1, got {value}")
         if self.precision not in PRECISIONS:
             raise BuildError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.tune not in (None, "latency", "throughput"):
+            raise BuildError(f"unknown tuning objective {self.tune!r}; use latency or throughput")
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,9 @@ class BuildReport:
     precision: str = "fp32"
     precision_report: dict[str, Any] | None = None
     precision_check: dict[str, Any] | None = None
+    tuning: dict[str, Any] | None = None
+    backend: str = "onnxruntime"
+    backend_settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,11 +160,9 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     original, name, origin = resolve_source(source)
-    backend = get_backend(options.backend)   # fail fast, before any work
-    if options.device not in backend.devices():
-        from ..errors import BackendUnavailable
-        raise BackendUnavailable(f"backend {options.backend!r} cannot use device {options.device!r} here "
-                                 f"(it has {backend.devices()})")
+    device = resolve_device(options.device)
+    if options.tune is None or options.backend is not None:     # fail fast, before any work
+        backend = get_backend(backend_for_device(device, options.backend))
     timings["import"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -198,6 +208,16 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
             optimized = step.model
             payload = optimized.SerializeToString()
 
+    tuning = None
+    settings: dict[str, Any] = SessionConfig(device, options.threads).to_dict()
+    if options.tune is not None:
+        t = time.perf_counter()
+        tuning = _tune(payload, optimized, options, device, step.precision if step else "fp32")
+        timings["tune"] = time.perf_counter() - t
+        winner = tuning.winner_candidate
+        backend = get_backend(winner.backend)
+        settings = dict(winner.session_config(device).to_dict(), streams=winner.streams)
+
     inputs, outputs = io_specs(optimized)
     manifest: dict[str, Any] = {
         "model": {"name": name, "source": origin, "sha256_original": model_hash(original),
@@ -207,13 +227,14 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
         "max_batch": options.max_batch,
         "precision": step.precision if step else "fp32",
         "backend": {"name": backend.name, "versions": backend.versions(),
-                    "settings": SessionConfig(options.device, options.threads).to_dict()},
+                    "settings": settings},
         "build": {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   "host": host_fingerprint(), "libraries": library_versions(),
                   "pipeline": options.pipeline, "passes": [r.to_dict() for r in pass_reports],
                   "notes": notes,
                   "verification": asdict(verification) if verification else None,
                   "precision": None if step is None else {"report": step.report, "check": step.check},
+                  "tuning": tuning.to_dict() if tuning else None,
                   "summary": {"before": asdict(before), "after": asdict(after)}},
     }
     engine = Engine(manifest, payload)
@@ -231,8 +252,26 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
                          engine_bytes=engine_bytes, warnings=step.warnings if step else [],
                          precision=step.precision if step else "fp32",
                          precision_report=step.report if step else None,
-                         precision_check=step.check if step else None)
+                         precision_check=step.check if step else None,
+                         tuning=tuning.to_dict() if tuning else None, backend=backend.name, backend_settings=settings)
     return engine, report
+
+
+def _tune(payload: bytes, model: onnx.ModelProto, options: BuildOptions, device: str, precision: str) -> Any:
+    from ..tune import TuneOptions, tune
+
+    assert options.tune is not None
+    batch = options.tune_batch or options.batch
+    if batch is None and options.tune == "throughput":
+        batch = min(options.max_batch or 8, 8)
+    fixed = batch_dim_of(model)
+    if isinstance(fixed, int):
+        batch = fixed                            # a fixed batch dimension leaves no choice
+    inputs, _ = io_specs(model)
+    tune_options = TuneOptions(objective=options.tune, batch=batch, budget_s=options.tune_budget_s, device=device,
+                               precision=precision, backends=options.tune_backends, cache=options.tune_cache,
+                               seed=options.seed)
+    return tune(payload, inputs, tune_options)
 
 
 def _opset(model: onnx.ModelProto) -> int:

@@ -67,9 +67,11 @@ class Engine:
         if warn_host:
             diffs = fingerprint_differences(self.manifest.get("build", {}).get("host", {}))
             if diffs:
+                tuned = (self.manifest.get("build", {}).get("tuning") or {}).get("objective", "latency")
                 warnings.warn(
                     f"engine {self.name!r} was built on another host ({'; '.join(diffs)}); it runs, but its "
-                    "settings were chosen for that machine — rebuild it here with `tensorforge build`",
+                    "backend and settings were chosen for that machine — re-tune it here with "
+                    f"`tensorforge build MODEL --tune {tuned} -o {self.path.name if self.path else 'model.tfe'}`",
                     stacklevel=2)
         return Session(self.model_bytes, self.inputs, self.outputs, backend=backend or recorded.get("name",
                        "onnxruntime"), config=config, max_batch=self.max_batch, check_finite=check_finite)

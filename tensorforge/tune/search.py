@@ -1,0 +1,235 @@
+"""The tuner: time every candidate against the incumbent, keep the fastest that gives the right answers.
+
+King of the hill, as a user would do it by hand but without fooling themselves:
+
+1. The reference is ONNX Runtime with its graph optimizations off, on the engine's own
+   payload, run once on seeded random inputs at the tuning batch.
+2. The first candidate that opens and matches the reference is the incumbent — in the
+   default space, ONNX Runtime at its defaults, so the tuned engine is never slower than
+   the plain one by construction.
+3. Each further candidate is opened (a failure is recorded, never fatal), its outputs are
+   checked against the reference within the precision's tolerance (else *rejected*), then
+   timed against the incumbent in paired rounds (:func:`.measure.duel`). It takes the
+   incumbent's place only when it won every round by more than the noise and ``min_gain``.
+4. A candidate whose set-up alone could overrun the budget left is skipped, and says so.
+
+Every candidate's row — its time, its ratio to the incumbent it met, its error, or why it
+was rejected or skipped — goes into the result, the engine manifest and the build report.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..backends.base import SessionConfig
+from ..backends.registry import get_backend
+from ..engine.format import TensorSpec, sha256
+from ..engine.inputs import random_inputs
+from ..errors import BackendUnavailable, InputError, TuningError
+from .cache import TimingCache, cache_key
+from .measure import Opened, check_outputs, duel, open_candidate
+from .space import OBJECTIVES, Candidate, default_space
+
+# The error a candidate's outputs may have against the reference (max |Δ| / max |reference|).
+TOLERANCES = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 6e-2, "int8": 0.1}
+REFERENCE = "onnxruntime, graph optimizations off, the engine's own payload"
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How to tune. ``batch`` defaults to 1 for latency and 8 for throughput; ``cache`` is a
+    directory, None for the default one, or False for none; ``candidates`` replaces the
+    default space (its first entry is the incumbent)."""
+
+    objective: str = "latency"
+    batch: int | None = None
+    budget_s: float = 120.0
+    device: str = "cpu"
+    precision: str = "fp32"
+    backends: tuple[str, ...] | None = None
+    candidates: tuple[Candidate, ...] | None = None
+    cache: Any = None
+    rounds: int = 5
+    min_gain: float = 0.02
+    rtol: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"unknown tuning objective {self.objective!r}; use one of {', '.join(OBJECTIVES)}")
+        if self.budget_s <= 0:
+            raise InputError(f"the tuning budget must be > 0 seconds, got {self.budget_s}")
+        if self.batch is not None and self.batch < 1:
+            raise InputError(f"the tuning batch must be >= 1, got {self.batch}")
+        if self.rounds < 2:
+            raise InputError(f"rounds must be >= 2 for a paired verdict, got {self.rounds}")
+
+    @property
+    def tuning_batch(self) -> int:
+        return self.batch or (1 if self.objective == "latency" else 8)
+
+    @property
+    def tolerance(self) -> float:
+        return self.rtol if self.rtol is not None else TOLERANCES.get(self.precision, 1e-4)
+
+
+@dataclass
+class TuneResult:
+    objective: str
+    batch: int
+    device: str
+    precision: str
+    winner: dict[str, Any]
+    candidates: list[dict[str, Any]]
+    speedup_vs_first: float
+    elapsed_s: float
+    cached: bool = False
+    notes: list[str] = field(default_factory=list)
+    tolerance: float = 1e-4
+    reference: str = REFERENCE
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def winner_candidate(self) -> Candidate:
+        return Candidate.from_dict(self.winner)
+
+
+def tune(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions = TuneOptions(),
+         progress: Callable[[str], None] | None = None) -> TuneResult:
+    """Tune ``model_bytes`` (an engine payload) for ``options.objective``; see the module docstring."""
+    say = progress or (lambda _msg: None)
+    skipped: list[tuple[Candidate, str]] = []
+    if options.candidates is not None:
+        tried = list(options.candidates)
+    else:
+        tried, skipped = default_space(options.objective, options.device,
+                                       backends=list(options.backends) if options.backends else None)
+    versions = _versions(tried)
+    cache = None if options.cache is False else TimingCache(options.cache)
+    key = cache_key({"model": sha256(model_bytes), "objective": options.objective, "batch": options.tuning_batch,
+                     "device": options.device, "precision": options.precision, "budget_s": options.budget_s,
+                     "rounds": options.rounds, "min_gain": options.min_gain, "tolerance": options.tolerance,
+                     "candidates": [c.label for c in tried]})
+    notes: list[str] = []
+    if cache is not None:
+        hit, note = cache.lookup(key, versions)
+        notes.append(note)
+        if hit is not None:
+            say(note)
+            result = TuneResult(**{k: v for k, v in hit.items() if k in TuneResult.__dataclass_fields__})
+            result.cached, result.notes = True, notes
+            return result
+    t0 = time.perf_counter()
+    result = _search(model_bytes, inputs, options, tried, skipped, say)
+    result.elapsed_s = round(time.perf_counter() - t0, 2)
+    if cache is not None:
+        created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        path = cache.store(key, result.to_dict(), versions, created)
+        notes.append(f"timing cache: stored {path}")
+    result.notes = notes + result.notes
+    return result
+
+
+def _versions(candidates: list[Candidate]) -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"tensorforge": metadata.version("tensorforge")}
+    for name in sorted({c.backend for c in candidates}):
+        try:
+            versions.update(get_backend(name).versions())
+        except BackendUnavailable:
+            versions[name] = "unavailable"
+    return versions
+
+
+def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions, tried: list[Candidate],
+            skipped: list[tuple[Candidate, str]], say: Callable[[str], None]) -> TuneResult:
+    deadline = time.perf_counter() + options.budget_s
+    batch, tol = options.tuning_batch, options.tolerance
+    feeds = random_inputs(list(inputs), batch, seed=options.seed)
+    ref = get_backend("onnxruntime").create_session(
+        model_bytes, SessionConfig("cpu", None, {"graph_optimization_level": "disable"}))
+    reference = ref.run(feeds)
+    del ref
+    # per duel: two warm-ups and 2×rounds rounds; size the rounds so every candidate fits the budget
+    round_s = float(np.clip(options.budget_s / max(1, len(tried)) / (2 * options.rounds + 4), 0.05, 0.5))
+    warmup_s = round_s
+    rows: list[dict[str, Any]] = []
+    incumbent: Opened | None = None
+    incumbent_row: dict[str, Any] | None = None
+    chain = 1.0
+    for cand in tried:
+        row: dict[str, Any] = {"candidate": cand.label, "config": cand.to_dict(), "status": "", "reason": "",
+                               "throughput_sps": None, "p50_ms": None, "ratio": None, "noise_pct": None,
+                               "max_err": None, "setup_s": None}
+        rows.append(row)
+        left = deadline - time.perf_counter()
+        need = cand.cost_s + (2 * options.rounds + 2) * round_s
+        if incumbent is not None and left < need:
+            row.update(status="skipped", reason=f"budget: {left:.0f} s left, this candidate needs ~{need:.0f} s")
+            continue
+        say(f"trying {cand.label}")
+        try:
+            opened = open_candidate(cand, model_bytes, options.device, batch)
+        except Exception as exc:     # any library's failure to build this candidate only rules it out
+            row.update(status="failed", reason=_short(exc))
+            continue
+        row["setup_s"] = round(opened.setup_s, 3)
+        try:
+            err = check_outputs(opened, feeds, reference)
+        except Exception as exc:
+            opened.close()
+            row.update(status="failed", reason=f"run failed: {_short(exc)}")
+            continue
+        row["max_err"] = err
+        if not err <= tol:
+            opened.close()
+            row.update(status="rejected", reason=f"outputs differ from the reference: error {err:.3g} > {tol:g}")
+            continue
+        if incumbent is None:
+            incumbent, incumbent_row = opened, row
+            row.update(status="baseline", ratio=1.0)
+            continue
+        d = duel(opened, incumbent, feeds, rounds=options.rounds, round_s=round_s, warmup_s=warmup_s,
+                 min_gain=options.min_gain)
+        row.update(status=d.verdict, ratio=round(d.median_ratio, 4), noise_pct=round(d.noise_pct, 2),
+                   throughput_sps=round(float(np.median(d.challenger_rates)), 3), p50_ms=round(d.challenger_p50_ms, 4))
+        assert incumbent_row is not None
+        if incumbent_row["throughput_sps"] is None:
+            incumbent_row.update(throughput_sps=round(float(np.median(d.incumbent_rates)), 3),
+                                 p50_ms=round(d.incumbent_p50_ms, 4))
+        if d.verdict == "faster":
+            row["reason"] = (f"beat {incumbent.candidate.label} ({np.median(d.incumbent_rates):.1f}/s in this duel) "
+                             f"×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)")
+            chain *= d.median_ratio
+            incumbent.close()
+            incumbent, incumbent_row = opened, row
+        else:
+            row["reason"] = (f"vs {incumbent.candidate.label} ({np.median(d.incumbent_rates):.1f}/s in this duel): "
+                             f"×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)")
+            opened.close()
+    if incumbent is None or incumbent_row is None:
+        reasons = "; ".join(f"{r['candidate']}: {r['reason']}" for r in rows)
+        raise TuningError(f"no candidate ran the model correctly on device {options.device!r}: {reasons}")
+    incumbent_row["status"] = "winner"
+    incumbent.close()
+    for cand, reason in skipped:
+        rows.append({"candidate": cand.label, "config": cand.to_dict(), "status": "skipped", "reason": reason,
+                     "throughput_sps": None, "p50_ms": None, "ratio": None, "noise_pct": None, "max_err": None,
+                     "setup_s": None})
+    return TuneResult(objective=options.objective, batch=batch, device=options.device, precision=options.precision,
+                      winner=dict(incumbent_row["config"], label=incumbent_row["candidate"]), candidates=rows,
+                      speedup_vs_first=round(chain, 4), elapsed_s=0.0, tolerance=tol)
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:300]

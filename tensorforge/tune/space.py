@@ -1,0 +1,156 @@
+"""What the tuner may try: :class:`Candidate` (a backend and its settings) and the default search space.
+
+TensorRT picks among kernels ("tactics") by timing them; across kernel libraries the
+tactics are whole backends and the settings that change how they schedule work:
+
+* ONNX Runtime (always): its defaults first — the incumbent every other candidate must
+  beat — then intra-op threads pinned to the physical or logical cores, spin-waiting off,
+  the parallel executor (branchy graphs such as GoogLeNet's Inception blocks), the
+  extended rather than full graph optimizations, and for throughput two streams;
+* OpenVINO (when installed): its latency hint, and for throughput its throughput hint
+  with as many streams as it picks;
+* PyTorch (when installed): eager, and ``torch.compile`` with weight freezing — the
+  compile costs tens of seconds on a large model, so it comes last and is skipped when the
+  budget left cannot hold it.
+
+A missing backend or device is not an error: its candidates are listed as skipped with
+the reason, as ``tensorforge backends`` would give it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..backends.base import SessionConfig
+from ..backends.registry import get_backend
+from ..errors import BackendUnavailable, InputError
+
+OBJECTIVES = ("latency", "throughput")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run the engine: backend, intra-op threads, backend options, concurrent streams.
+
+    ``cost_s`` is a rough guess of the set-up time (compiling) the tuner checks against the
+    budget left before it tries the candidate; 0 for the cheap ones.
+    """
+
+    backend: str
+    threads: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    streams: int = 1
+    cost_s: float = 0.0
+
+    @property
+    def label(self) -> str:
+        parts = [self.backend]
+        if self.threads is not None:
+            parts.append(f"threads={self.threads}")
+        parts += [f"{k}={_text(v)}" for k, v in sorted(self.options.items())]
+        if self.streams > 1:
+            parts.append(f"streams={self.streams}")
+        if len(parts) == 1:
+            parts.append("defaults")
+        return " ".join(parts)
+
+    def session_config(self, device: str) -> SessionConfig:
+        return SessionConfig(device=device, threads=self.threads, options=dict(self.options))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "threads": self.threads, "options": dict(self.options),
+                "streams": self.streams}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Candidate":
+        return cls(backend=str(data["backend"]), threads=data.get("threads"), options=dict(data.get("options", {})),
+                   streams=int(data.get("streams", 1)))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def cores() -> tuple[int, int]:
+    """(physical, logical) cores of this host."""
+    import psutil
+
+    logical = os.cpu_count() or 1
+    return psutil.cpu_count(logical=False) or logical, logical
+
+
+def default_space(objective: str, device: str = "cpu", *, backends: list[str] | None = None,
+                  compile_budget: bool = True) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
+    """(candidates to try, in order — the first is the incumbent; candidates skipped, with why).
+
+    ``backends`` limits the search to those names (default: onnxruntime, openvino, torch).
+    """
+    if objective not in OBJECTIVES:
+        raise InputError(f"unknown tuning objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
+    physical, logical = cores()
+    wanted = backends or ["onnxruntime", "openvino", "torch"]
+    by_backend: dict[str, list[Candidate]] = {
+        "onnxruntime": _ort(objective, device, physical, logical),
+        "openvino": _openvino(objective, physical),
+        "torch": _torch(device, physical, compile_budget),
+    }
+    tried: list[Candidate] = []
+    skipped: list[tuple[Candidate, str]] = []
+    for name in wanted:
+        group = by_backend.get(name, [Candidate(name)])
+        reason = _unusable(name, device)
+        if reason:
+            skipped += [(c, reason) for c in group]
+        else:
+            tried += group
+    if not tried:
+        raise InputError(f"no backend in {wanted} can run on device {device!r} here: "
+                         + "; ".join(sorted({r for _, r in skipped})))
+    return tried, skipped
+
+
+def _unusable(name: str, device: str) -> str | None:
+    try:
+        backend = get_backend(name)
+    except BackendUnavailable as exc:
+        return str(exc)
+    if device not in backend.devices():
+        return f"backend {name!r} has no device {device!r} here (it has {backend.devices()})"
+    return None
+
+
+def _ort(objective: str, device: str, physical: int, logical: int) -> list[Candidate]:
+    out = [Candidate("onnxruntime")]
+    if device != "cpu":
+        return out
+    out.append(Candidate("onnxruntime", physical, {"allow_spinning": False}))
+    if logical != physical:
+        out.append(Candidate("onnxruntime", logical))
+    out.append(Candidate("onnxruntime", physical, {"execution_mode": "parallel", "inter_op_threads": 2}))
+    out.append(Candidate("onnxruntime", physical, {"graph_optimization_level": "extended"}))
+    if objective == "throughput" and physical >= 2:
+        out.append(Candidate("onnxruntime", physical // 2, streams=2))
+    return out
+
+
+def _openvino(objective: str, physical: int) -> list[Candidate]:
+    if objective == "latency":
+        return [Candidate("openvino", options={"performance_hint": "latency"})]
+    out = [Candidate("openvino", options={"performance_hint": "latency"})]
+    if physical >= 2:
+        out.append(Candidate("openvino", options={"performance_hint": "throughput", "num_streams": 2,
+                                                  "num_requests": 2}, streams=2))
+    return out
+
+
+def _torch(device: str, physical: int, compile_budget: bool) -> list[Candidate]:
+    out = [Candidate("torch", physical if device == "cpu" else None, {"mode": "eager"}, cost_s=2.0)]
+    if compile_budget:
+        options: dict[str, Any] = ({"mode": "compile", "freezing": True} if device == "cpu"
+                                   else {"mode": "compile", "cuda_graphs": True})
+        out.append(Candidate("torch", physical if device == "cpu" else None, options, cost_s=60.0))
+    return out

@@ -166,3 +166,19 @@ def test_build_bad_preprocessing_flag_is_a_clear_error(capsys, tmp_path, conv_bn
     code, _, err = run_cli(capsys, "build", str(conv_bn_path), "--precision", "int8", "--calib", "random",
                            "--calib-crop", "big", "-o", str(tmp_path / "x.tfe"))
     assert code == 2 and "--calib-crop takes N or HxW" in err
+
+
+def test_build_tune_prints_candidates_and_uses_the_cache(capsys, tmp_path, conv_bn_path):
+    args = ["build", str(conv_bn_path), "--tune", "latency", "--tune-budget", "3s", "--tune-backends",
+            "onnxruntime", "--tune-cache", str(tmp_path / "cache"), "-o", str(tmp_path / "t.tfe"),
+            "--report", str(tmp_path / "r.json")]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and "tuning for latency at batch 1 on cpu" in out and "onnxruntime defaults" in out
+    assert "winner" in out and "timing cache: stored" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["tuning"]["winner"]["backend"] == "onnxruntime"
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and "timing cache: used" in out
+    code, _, err = run_cli(capsys, "build", str(conv_bn_path), "--tune", "latency", "--tune-budget", "soon",
+                           "-o", str(tmp_path / "x.tfe"))
+    assert code != 0 and "--tune-budget takes seconds" in err

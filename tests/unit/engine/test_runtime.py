@@ -120,5 +120,7 @@ def test_reference_backend_agrees(engine_path):
 def test_host_mismatch_warns(engine_path, tmp_path):
     engine = tensorforge.Engine.load(engine_path)
     engine.manifest["build"]["host"]["cpu_model"] = "Some Other CPU"
-    with pytest.warns(UserWarning, match="another host"):
+    with pytest.warns(UserWarning, match="another host") as record:
         engine.session()
+    # the warning says how to re-tune for this machine
+    assert "tensorforge build MODEL --tune latency -o conv_bn.tfe" in str(record[0].message)

@@ -1,0 +1,230 @@
+"""The tuner on a tiny real model: a slowed candidate loses, a wrong one is rejected, the cache hits,
+misses and refuses stale entries, and missing backends are skipped, not fatal.
+
+The "slowed" and "wrong" backends are real ONNX Runtime sessions with a sleep added to each run,
+or with their outputs shifted — registered through the public ``register_backend`` hook.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from tensorforge.backends.base import SessionConfig
+from tensorforge.backends.onnxruntime import OnnxRuntimeBackend
+from tensorforge.backends.registry import register_backend, unregister_backend
+from tensorforge.engine.build import BuildOptions, build
+from tensorforge.engine.inputs import io_specs
+from tensorforge.errors import InputError, TuningError
+from tensorforge.tune import Candidate, TimingCache, TuneOptions, default_space, tune
+
+FAST = dict(budget_s=3.0, rounds=3, cache=False)
+
+
+class _Wrapped:
+    def __init__(self, inner, sleep_s: float = 0.0, shift: float = 0.0) -> None:
+        self.inner, self.sleep_s, self.shift = inner, sleep_s, shift
+        self.input_names, self.output_names = inner.input_names, inner.output_names
+
+    def run(self, feeds):
+        if self.sleep_s:
+            time.sleep(self.sleep_s)
+        return [o + self.shift for o in self.inner.run(feeds)]
+
+
+class SlowedBackend(OnnxRuntimeBackend):
+    name = "slowed"
+
+    def create_session(self, model_bytes: bytes, config: SessionConfig):
+        return _Wrapped(super().create_session(model_bytes, config), sleep_s=0.004)
+
+
+class WrongBackend(OnnxRuntimeBackend):
+    name = "wrong"
+
+    def create_session(self, model_bytes: bytes, config: SessionConfig):
+        return _Wrapped(super().create_session(model_bytes, config), shift=0.5)
+
+
+class BrokenBackend(OnnxRuntimeBackend):
+    name = "broken"
+
+    def create_session(self, model_bytes: bytes, config: SessionConfig):
+        raise RuntimeError("this build cannot take the model")
+
+
+class AbsentBackend(OnnxRuntimeBackend):
+    name = "absent"
+
+    def availability(self):
+        return "the absent SDK is not installed"
+
+
+@pytest.fixture(autouse=True)
+def _test_backends():
+    for cls in (SlowedBackend, WrongBackend, BrokenBackend, AbsentBackend):
+        register_backend(cls.name, cls)
+    yield
+    for cls in (SlowedBackend, WrongBackend, BrokenBackend, AbsentBackend):
+        unregister_backend(cls.name)
+
+
+@pytest.fixture
+def tiny(conv_bn_model):
+    inputs, _ = io_specs(conv_bn_model)
+    return conv_bn_model.SerializeToString(), inputs
+
+
+def _rows(result):
+    return {row["config"]["backend"]: row for row in result.candidates}
+
+
+def test_faster_candidate_takes_over_from_a_slowed_incumbent(tiny):
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("slowed"), Candidate("onnxruntime")), **FAST))
+    assert result.winner["backend"] == "onnxruntime"
+    rows = _rows(result)
+    assert rows["slowed"]["status"] == "baseline" and rows["onnxruntime"]["status"] == "winner"
+    assert rows["onnxruntime"]["ratio"] > 2 and result.speedup_vs_first > 2
+    assert "beat slowed" in rows["onnxruntime"]["reason"]
+
+
+def test_slowed_challenger_loses(tiny):
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("slowed")), **FAST))
+    assert result.winner["backend"] == "onnxruntime" and result.speedup_vs_first == 1.0
+    slowed = _rows(result)["slowed"]
+    assert slowed["status"] == "slower" and slowed["ratio"] < 0.5
+    assert slowed["throughput_sps"] > 0 and slowed["p50_ms"] >= 4.0
+
+
+def test_wrong_outputs_rejected_even_when_faster(tiny):
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("slowed"), Candidate("wrong")), **FAST))
+    wrong = _rows(result)["wrong"]
+    assert wrong["status"] == "rejected" and "differ from the reference" in wrong["reason"]
+    assert wrong["max_err"] > 1e-2 and result.winner["backend"] == "slowed"
+
+
+def test_failing_candidate_is_recorded_not_fatal(tiny):
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("broken"), Candidate("onnxruntime")), **FAST))
+    broken = _rows(result)["broken"]
+    assert broken["status"] == "failed" and "cannot take the model" in broken["reason"]
+    assert result.winner["backend"] == "onnxruntime"
+
+
+def test_no_correct_candidate_is_an_error(tiny):
+    with pytest.raises(TuningError, match="no candidate ran the model correctly"):
+        tune(*tiny, TuneOptions(candidates=(Candidate("wrong"), Candidate("broken")), **FAST))
+
+
+def test_budget_skips_what_does_not_fit(tiny):
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("slowed", cost_s=3600)),
+                                     **FAST))
+    slowed = _rows(result)["slowed"]
+    assert slowed["status"] == "skipped" and slowed["reason"].startswith("budget")
+
+
+def test_default_space_skips_missing_backends_with_the_reason():
+    tried, skipped = default_space("latency", backends=["onnxruntime", "absent", "nonexistent"])
+    assert tried[0] == Candidate("onnxruntime")          # ORT defaults is the incumbent
+    reasons = {c.backend: why for c, why in skipped}
+    assert "absent SDK is not installed" in reasons["absent"]
+    assert "unknown backend" in reasons["nonexistent"]
+    with pytest.raises(InputError, match="no backend"):
+        default_space("latency", backends=["absent"])
+    with pytest.raises(InputError, match="objective"):
+        default_space("fastest")
+
+
+def test_throughput_space_has_streams():
+    tried, _ = default_space("throughput", backends=["onnxruntime"])
+    from tensorforge.tune.space import cores
+
+    if cores()[0] >= 2:
+        assert any(c.streams == 2 for c in tried)
+    latency, _ = default_space("latency", backends=["onnxruntime"])
+    assert all(c.streams == 1 for c in latency)
+
+
+def test_streams_candidate_counts_every_stream(tiny):
+    result = tune(*tiny, TuneOptions(objective="throughput", batch=2,
+                                     candidates=(Candidate("slowed"), Candidate("slowed", streams=2)), **FAST))
+    two = [r for r in result.candidates if r["config"]["streams"] == 2][0]
+    # two streams of a sleep-bound session overlap: about twice the samples per second
+    assert two["status"] == "winner" and two["ratio"] > 1.4
+    assert result.winner["streams"] == 2
+
+
+def test_cache_hit_miss_and_stale(tiny, tmp_path, monkeypatch):
+    opts = dict(candidates=(Candidate("onnxruntime"), Candidate("slowed")), budget_s=3.0, rounds=3, cache=tmp_path)
+    first = tune(*tiny, TuneOptions(**opts))
+    assert not first.cached and any("no entry" in n for n in first.notes)
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    t = time.perf_counter()
+    again = tune(*tiny, TuneOptions(**opts))
+    assert again.cached and time.perf_counter() - t < 1.0
+    assert any("timing cache: used" in n for n in again.notes)
+    assert again.winner == first.winner and again.candidates == first.candidates
+    # another batch is another key: a miss
+    other = tune(*tiny, TuneOptions(batch=3, **opts))
+    assert not other.cached and len(list(tmp_path.glob("*.json"))) == 2
+
+    entry_path = TimingCache(tmp_path).path(_key_of(tmp_path, first))
+    entry = json.loads(entry_path.read_text())
+    entry["host"]["cpu_model"] = "Some Other CPU"
+    entry_path.write_text(json.dumps(entry))
+    stale = tune(*tiny, TuneOptions(**opts))
+    assert not stale.cached and any("another host" in n for n in stale.notes)
+
+    entry = json.loads(entry_path.read_text())              # re-timed and stored afresh
+    entry["versions"]["onnxruntime"] = "0.0.1"
+    entry_path.write_text(json.dumps(entry))
+    stale = tune(*tiny, TuneOptions(**opts))
+    assert not stale.cached and any("other library versions" in n and "0.0.1" in n for n in stale.notes)
+
+    entry_path.write_text("{not json")
+    broken = tune(*tiny, TuneOptions(**opts))
+    assert not broken.cached and any("ignored" in n for n in broken.notes)
+
+
+def _key_of(directory, result):
+    for path in directory.glob("*.json"):
+        entry = json.loads(path.read_text())
+        if entry["result"]["batch"] == result.batch:
+            return entry["key"]
+    raise AssertionError("entry not found")
+
+
+def test_options_checked():
+    with pytest.raises(InputError):
+        TuneOptions(objective="speed")
+    with pytest.raises(InputError):
+        TuneOptions(budget_s=0)
+    with pytest.raises(InputError):
+        TuneOptions(rounds=1)
+
+
+def test_build_records_the_winner(conv_bn_path, tmp_path):
+    out = tmp_path / "tuned.tfe"
+    engine, report = build(conv_bn_path, out, BuildOptions(tune="latency", tune_budget_s=3,
+                                                           tune_backends=("onnxruntime",), tune_cache=tmp_path))
+    assert report.tuning is not None and report.tuning["objective"] == "latency" and report.tuning["batch"] == 1
+    assert engine.manifest["build"]["tuning"]["winner"] == report.tuning["winner"]
+    recorded = engine.manifest["backend"]
+    assert recorded["name"] == report.tuning["winner"]["backend"] == report.backend
+    assert recorded["settings"]["threads"] == report.tuning["winner"]["threads"]
+    statuses = [r["status"] for r in report.tuning["candidates"]]
+    assert statuses.count("winner") == 1 and len(statuses) >= 3
+    session = engine.session()
+    out_ = session.run(np.zeros((1, 3, 16, 16), np.float32))
+    assert out_["y"].shape == (1, 5)
+    _, again = build(conv_bn_path, tmp_path / "again.tfe", BuildOptions(
+        tune="latency", tune_budget_s=3, tune_backends=("onnxruntime",), tune_cache=tmp_path))
+    assert again.tuning["cached"] and again.tuning["winner"] == report.tuning["winner"]
+
+
+def test_build_tunes_with_the_reduced_precision_tolerance(conv_bn_path, tmp_path):
+    _, report = build(conv_bn_path, None, BuildOptions(precision="fp16", tune="latency", tune_budget_s=2,
+                                                       tune_backends=("onnxruntime",), tune_cache=False))
+    assert report.tuning["precision"] == "fp16" and report.tuning["tolerance"] == 1e-2

@@ -13,7 +13,12 @@ Options: ``mode`` ``"eager"`` (default) | ``"compile"``; ``compile_mode`` ``"def
 ``"reduce-overhead"`` | ``"max-autotune-no-cudagraphs"``; ``channels_last`` (bool);
 ``cuda_graphs`` (bool, CUDA only: ``torch.compile(mode="reduce-overhead")``); ``freezing`` (bool,
 compile only: Inductor folds the weights into the graph and prepacks them for oneDNN — much
-faster convolutions on CPU, the default compile mode only).
+faster convolutions on CPU, the default compile mode only); ``dtype`` ``"float32"`` (default) |
+``"float16"`` | ``"bfloat16"``: weights and compute in that type, inputs cast on the way in and
+outputs cast back to the model's own type, so callers see the FP32 interface; ``tf32`` (bool,
+CUDA only, default off): let FP32 convolutions and matmuls use TF32 tensor cores — faster, but
+~1e-3 relative error, which FP32 verification rejects, so it is off unless asked for (the
+setting is process-wide in PyTorch).
 ``threads`` calls ``torch.set_num_threads``, which is process-wide in PyTorch: the last
 session created sets it for all. Runs under ``torch.inference_mode()``.
 """
@@ -30,7 +35,8 @@ import numpy as np
 from ..errors import BackendUnavailable, ModelError
 from .base import BackendSession, SessionConfig
 
-KNOWN_OPTIONS = ("mode", "compile_mode", "channels_last", "cuda_graphs", "freezing")
+KNOWN_OPTIONS = ("mode", "compile_mode", "channels_last", "cuda_graphs", "freezing", "dtype", "tf32")
+_DTYPES = ("float32", "float16", "bfloat16")
 _COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
@@ -53,8 +59,9 @@ class TorchSession:
     """A module ready to run; feeds become tensors without copies where NumPy allows."""
 
     def __init__(self, module: Any, input_names: Sequence[str], output_names: Sequence[str], device: str,
-                 channels_last: bool) -> None:
+                 channels_last: bool, dtype: str = "float32") -> None:
         self._module = module
+        self._dtype = None if dtype == "float32" else getattr(_torch(), dtype)
         self.input_names = list(input_names)
         self.output_names = list(output_names)
         self._device = device
@@ -69,6 +76,8 @@ class TorchSession:
             tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
             if self._device != "cpu":
                 tensor = tensor.to(self._device, non_blocking=True)
+            if self._dtype is not None and tensor.is_floating_point():
+                tensor = tensor.to(self._dtype)
             if self._channels_last and tensor.dim() == 4:
                 tensor = tensor.contiguous(memory_format=torch.channels_last)
             tensors.append(tensor)
@@ -79,7 +88,14 @@ class TorchSession:
                 raise ModelError(f"torch could not run the model: {exc}") from exc
             if not isinstance(outputs, (tuple, list)):
                 outputs = (outputs,)
-            return [o.detach().to("cpu").contiguous().numpy().copy() for o in outputs]
+            return [_to_numpy(o, self._dtype is not None) for o in outputs]
+
+
+def _to_numpy(tensor: Any, widen: bool) -> np.ndarray:
+    tensor = tensor.detach()
+    if widen and tensor.is_floating_point():
+        tensor = tensor.float()
+    return tensor.to("cpu").contiguous().numpy().copy()  # type: ignore[no-any-return]
 
 
 def _prepare(module: Any, config: SessionConfig) -> Any:
@@ -97,7 +113,15 @@ def _prepare(module: Any, config: SessionConfig) -> Any:
         if config.threads < 1:
             raise ValueError(f"threads must be >= 1, got {config.threads}")
         torch.set_num_threads(config.threads)
-    module = module.to(config.device).eval()
+    dtype = o.get("dtype", "float32")
+    if dtype not in _DTYPES:
+        raise BackendUnavailable(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
+    if o.get("tf32") and config.device != "cuda":
+        raise BackendUnavailable("tf32 needs device 'cuda'")
+    if config.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = bool(o.get("tf32", False))
+        torch.backends.cudnn.allow_tf32 = bool(o.get("tf32", False))
+    module = module.to(config.device, dtype=getattr(torch, dtype)).eval()
     if o.get("channels_last"):
         module = module.to(memory_format=torch.channels_last)
     mode = o.get("mode", "eager")
@@ -154,7 +178,7 @@ class TorchBackend:
         module = convert(model_bytes)
         prepared = _prepare(module, config)
         return TorchSession(prepared, module.input_names, module.output_names, config.device,
-                            bool(config.options.get("channels_last")))
+                            bool(config.options.get("channels_last")), config.options.get("dtype", "float32"))
 
 
 def module_session(module: Any, input_names: Sequence[str], output_names: Sequence[str],
@@ -162,7 +186,7 @@ def module_session(module: Any, input_names: Sequence[str], output_names: Sequen
     """A session on a ``torch.nn.Module`` itself (eager or compiled, per ``config.options``)."""
     prepared = _prepare(module, config)
     return TorchSession(prepared, input_names, output_names, config.device,
-                        bool(config.options.get("channels_last")))
+                        bool(config.options.get("channels_last")), config.options.get("dtype", "float32"))
 
 
 def module_to_onnx(module: Any, example_inputs: Any, *, input_names: Sequence[str] | None = None,

@@ -138,9 +138,9 @@ def tune(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions 
 
 
 def _versions(candidates: list[Candidate]) -> dict[str, str]:
-    from importlib import metadata
+    from .. import __version__
 
-    versions = {"tensorforge": metadata.version("tensorforge")}
+    versions = {"tensorforge": __version__}
     for name in sorted({c.backend for c in candidates}):
         try:
             versions.update(get_backend(name).versions())

@@ -113,3 +113,21 @@ def test_module_from_the_api_runs_directly_and_builds_into_an_engine(tmp_path):
     engine, report = build((net, torch.zeros(1, 3, 8, 8)), tmp_path / "net.tfe")
     assert report.source == "torch module _Net" and engine.inputs[0].shape[0] == "N"
     np.testing.assert_allclose(engine.session().run(x)["output"], want, rtol=1e-4, atol=1e-5)
+
+
+def test_reduced_dtype_keeps_the_fp32_interface(conv_bn_model):
+    data = conv_bn_model.SerializeToString()
+    x = {"x": np.random.default_rng(5).standard_normal((2, 3, 16, 16)).astype(np.float32)}
+    want = get_backend("onnxruntime").create_session(data, SessionConfig()).run(x)[0]
+    got = get_backend("torch").create_session(data, SessionConfig(options={"dtype": "bfloat16"})).run(x)[0]
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert np.abs(got - want).max() / np.abs(want).max() < 6e-2       # bfloat16: 8 bits of mantissa
+    assert np.abs(got - want).max() > 0                                # it really ran in bfloat16
+
+
+def test_dtype_and_tf32_checked(conv_bn_model):
+    data = conv_bn_model.SerializeToString()
+    with pytest.raises(BackendUnavailable, match="dtype must be one of"):
+        get_backend("torch").create_session(data, SessionConfig(options={"dtype": "float8"}))
+    with pytest.raises(BackendUnavailable, match="tf32 needs device 'cuda'"):
+        get_backend("torch").create_session(data, SessionConfig(options={"tf32": True}))

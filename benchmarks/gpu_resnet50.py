@@ -123,9 +123,9 @@ def main() -> int:
                 if args.device == "cuda":
                     x = x.half()
 
-                def resident(_feeds, x=x):
+                def resident(_feeds, x=x, m=module):
                     with torch.inference_mode():
-                        y = module(x)
+                        y = m(x)
                     if args.device == "cuda":
                         torch.cuda.synchronize()
                     return y

@@ -24,7 +24,8 @@ Every contender runs in a process of its own (as a user would run it): OpenVINO'
 CPU pinning and the libraries' spinning thread pools made co-resident libraries up to
 ~40 % slower, which would skew any in-process comparison. The processes take turns,
 round-robin: each round times each contender for ``--round-s`` seconds while the others
-wait idle, the order rotating between rounds, so drift of the machine hits all alike.
+are stopped (SIGSTOP: an idle library may still spin), the order rotating between rounds,
+so drift of the machine hits all alike.
 Per contender: median per-round samples/s, p50 latency of a call, the noise (half the
 range of the per-round rates), and the max normalized error of its first output against
 bare ONNX Runtime's on the same input. ``ratio_vs_best_fp32_peer``: the tuned engine's
@@ -37,6 +38,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -145,12 +148,17 @@ def _round_robin(kinds: list[str], model: str, batch: int, engine_path: str, rou
         conn.send(("warm", min(round_s, 1.0)))
         conn.recv()
     ref = outputs["onnxruntime"]
+    for _, proc, _ in workers.values():
+        os.kill(proc.pid, signal.SIGSTOP)
     for r in range(rounds):
-        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:   # one at a time; the rest idle in recv()
-            conn = workers[kind][0]
+        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:   # one at a time; the rest stopped
+            conn, proc, _ = workers[kind]
+            os.kill(proc.pid, signal.SIGCONT)
             conn.send(("run", round_s))
             out[kind]["round_rates"].append(round(conn.recv(), 2))
+            os.kill(proc.pid, signal.SIGSTOP)
     for kind, (conn, proc, _) in workers.items():
+        os.kill(proc.pid, signal.SIGCONT)
         conn.send(("stop", None))
         out[kind]["p50_ms"] = round(conn.recv(), 3)
         proc.join(timeout=30)

@@ -36,6 +36,11 @@ def register_backend(name: str, factory: BackendFactory) -> None:
     _BACKENDS[name] = factory
 
 
+def string_registry() -> dict[str, str]:
+    """The backends known by ``"module:Class"`` path — what a worker process can re-create by import."""
+    return {name: target for name, target in _BACKENDS.items() if isinstance(target, str)}
+
+
 def unregister_backend(name: str) -> None:
     _BACKENDS.pop(name, None)
 

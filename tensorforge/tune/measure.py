@@ -1,5 +1,9 @@
 """Measuring candidates: open one, check its outputs against the reference, time it against the incumbent.
 
+A contender — :class:`LocalContender` here, or :class:`.worker.IsolatedContender` in a
+process of its own (the default) — answers ``outputs()``, ``warm(s)``, ``run(s)`` (one timed
+round, its rate in samples/s), ``p50_ms()`` and ``close()``.
+
 Timing is paired (``bench.timing``): each round runs the incumbent and the challenger back
 to back, in alternating order, so drift of the machine hits both alike and cancels in the
 round's ratio. Rates are compared in samples per second, so a candidate that runs two
@@ -71,11 +75,39 @@ def output_error(got: list[np.ndarray], want: list[np.ndarray]) -> float:
     return worst
 
 
-def check_outputs(opened: Opened, feeds: Mapping[str, np.ndarray], reference: list[np.ndarray]) -> float:
+class LocalContender:
+    """A candidate opened in this process (``TuneOptions(isolate=False)``)."""
+
+    def __init__(self, candidate: Candidate, model_bytes: bytes, device: str, batch: int,
+                 feeds: Mapping[str, np.ndarray]) -> None:
+        self.candidate = candidate
+        self._opened = open_candidate(candidate, model_bytes, device, batch)
+        self.setup_s = self._opened.setup_s
+        self._feeds = feeds
+        self._timer = Timer(self._opened.call)
+
+    def outputs(self) -> list[list[np.ndarray]]:
+        out = self._opened.call(self._feeds)
+        return [list(a) for a in out] if self._opened.pool is not None else [list(out)]
+
+    def warm(self, seconds: float) -> None:
+        self._timer.warm(self._feeds, seconds)
+
+    def run(self, seconds: float) -> float:
+        """One timed round; its rate in samples per second."""
+        self._timer.run_for(self._feeds, seconds, min_iterations=2)
+        return self._timer.round_rates[-1] * self._opened.samples_per_call
+
+    def p50_ms(self) -> float:
+        return _p50_ms(self._timer.samples)
+
+    def close(self) -> None:
+        self._opened.close()
+
+
+def check_outputs(contender: Any, reference: list[np.ndarray]) -> float:
     """The candidate's error against the reference, every stream's answer checked."""
-    outputs = opened.call(feeds)
-    answers = outputs if opened.pool is not None else [outputs]
-    return max(output_error(list(a), reference) for a in answers)
+    return max(output_error(a, reference) for a in contender.outputs())
 
 
 @dataclass(frozen=True)
@@ -92,19 +124,21 @@ class Duel:
     incumbent_p50_ms: float
 
 
-def duel(challenger: Opened, incumbent: Opened, feeds: Mapping[str, np.ndarray], *, rounds: int,
-         round_s: float, warmup_s: float, min_gain: float) -> Duel:
-    """Time both in ``rounds`` paired rounds; "faster" only when the challenger won every round and
-    its median gain is at least ``min_gain`` and above the rounds' noise."""
-    a, b = Timer(challenger.call), Timer(incumbent.call)
-    a.warm(feeds, warmup_s)
-    b.warm(feeds, warmup_s)
+def duel(challenger: Any, incumbent: Any, *, rounds: int, round_s: float, warmup_s: float,
+         min_gain: float) -> Duel:
+    """Time both in ``rounds`` paired rounds, the order alternating; "faster" only when the challenger
+    won every round and its median gain is at least ``min_gain`` and above the rounds' noise."""
+    challenger.warm(warmup_s)
+    incumbent.warm(warmup_s)
+    ra: list[float] = []
+    rb: list[float] = []
     for r in range(rounds):
-        order = (a, b) if r % 2 == 0 else (b, a)
-        for timer in order:
-            timer.run_for(feeds, round_s, min_iterations=2)
-    ra = [x * challenger.samples_per_call for x in a.round_rates]
-    rb = [x * incumbent.samples_per_call for x in b.round_rates]
+        if r % 2 == 0:
+            ra.append(challenger.run(round_s))
+            rb.append(incumbent.run(round_s))
+        else:
+            rb.append(incumbent.run(round_s))
+            ra.append(challenger.run(round_s))
     ratios = np.array(ra) / np.array(rb)
     median = float(np.median(ratios))
     noise_pct = float((ratios.max() - ratios.min()) / 2 * 100)
@@ -115,7 +149,7 @@ def duel(challenger: Opened, incumbent: Opened, feeds: Mapping[str, np.ndarray],
     else:
         verdict = "same"
     return Duel(ra, rb, [float(x) for x in ratios], median, noise_pct, verdict,
-                _p50_ms(a.samples), _p50_ms(b.samples))
+                challenger.p50_ms(), incumbent.p50_ms())
 
 
 def _p50_ms(samples_ns: list[int]) -> float:

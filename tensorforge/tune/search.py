@@ -32,7 +32,7 @@ from ..engine.format import TensorSpec, sha256
 from ..engine.inputs import random_inputs
 from ..errors import BackendUnavailable, InputError, TuningError
 from .cache import TimingCache, cache_key
-from .measure import Opened, check_outputs, duel, open_candidate
+from .measure import LocalContender, check_outputs, duel
 from .space import OBJECTIVES, Candidate, default_space
 
 # The error a candidate's outputs may have against the reference (max |Δ| / max |reference|).
@@ -58,6 +58,7 @@ class TuneOptions:
     min_gain: float = 0.02
     rtol: float | None = None
     seed: int = 0
+    isolate: bool = True          # each candidate in a process of its own (tune/worker.py)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -162,59 +163,70 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
     round_s = float(np.clip(options.budget_s / max(1, len(tried)) / (2 * options.rounds + 4), 0.05, 0.5))
     warmup_s = round_s
     rows: list[dict[str, Any]] = []
-    incumbent: Opened | None = None
+    incumbent: Any = None
     incumbent_row: dict[str, Any] | None = None
     chain = 1.0
-    for cand in tried:
-        row: dict[str, Any] = {"candidate": cand.label, "config": cand.to_dict(), "status": "", "reason": "",
-                               "throughput_sps": None, "p50_ms": None, "ratio": None, "noise_pct": None,
-                               "max_err": None, "setup_s": None}
-        rows.append(row)
-        left = deadline - time.perf_counter()
-        need = cand.cost_s + (2 * options.rounds + 2) * round_s
-        if incumbent is not None and left < need:
-            row.update(status="skipped", reason=f"budget: {left:.0f} s left, this candidate needs ~{need:.0f} s")
-            continue
-        say(f"trying {cand.label}")
-        try:
-            opened = open_candidate(cand, model_bytes, options.device, batch)
-        except Exception as exc:     # any library's failure to build this candidate only rules it out
-            row.update(status="failed", reason=_short(exc))
-            continue
-        row["setup_s"] = round(opened.setup_s, 3)
-        try:
-            err = check_outputs(opened, feeds, reference)
-        except Exception as exc:
-            opened.close()
-            row.update(status="failed", reason=f"run failed: {_short(exc)}")
-            continue
-        row["max_err"] = err
-        if not err <= tol:
-            opened.close()
-            row.update(status="rejected", reason=f"outputs differ from the reference: error {err:.3g} > {tol:g}")
-            continue
-        if incumbent is None:
-            incumbent, incumbent_row = opened, row
-            row.update(status="baseline", ratio=1.0)
-            continue
-        d = duel(opened, incumbent, feeds, rounds=options.rounds, round_s=round_s, warmup_s=warmup_s,
-                 min_gain=options.min_gain)
-        row.update(status=d.verdict, ratio=round(d.median_ratio, 4), noise_pct=round(d.noise_pct, 2),
-                   throughput_sps=round(float(np.median(d.challenger_rates)), 3), p50_ms=round(d.challenger_p50_ms, 4))
-        assert incumbent_row is not None
-        if incumbent_row["throughput_sps"] is None:
-            incumbent_row.update(throughput_sps=round(float(np.median(d.incumbent_rates)), 3),
-                                 p50_ms=round(d.incumbent_p50_ms, 4))
-        if d.verdict == "faster":
-            row["reason"] = (f"beat {incumbent.candidate.label} ({np.median(d.incumbent_rates):.1f}/s in this duel) "
-                             f"×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)")
-            chain *= d.median_ratio
-            incumbent.close()
-            incumbent, incumbent_row = opened, row
-        else:
-            row["reason"] = (f"vs {incumbent.candidate.label} ({np.median(d.incumbent_rates):.1f}/s in this duel): "
-                             f"×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)")
-            opened.close()
+    contender: Any = None
+    try:
+        for cand in tried:
+            row: dict[str, Any] = {"candidate": cand.label, "config": cand.to_dict(), "status": "", "reason": "",
+                                   "throughput_sps": None, "p50_ms": None, "ratio": None, "noise_pct": None,
+                                   "max_err": None, "setup_s": None}
+            rows.append(row)
+            left = deadline - time.perf_counter()
+            need = cand.cost_s + (2 * options.rounds + 2) * round_s
+            if incumbent is not None and left < need:
+                row.update(status="skipped", reason=f"budget: {left:.0f} s left, this candidate needs ~{need:.0f} s")
+                continue
+            say(f"trying {cand.label}")
+            try:
+                contender = _open(cand, model_bytes, options, batch, feeds)
+            except Exception as exc:     # any library's failure to build this candidate only rules it out
+                row.update(status="failed", reason=_short(exc))
+                continue
+            row["setup_s"] = round(contender.setup_s, 3)
+            try:
+                err = check_outputs(contender, reference)
+            except Exception as exc:
+                contender.close()
+                row.update(status="failed", reason=f"run failed: {_short(exc)}")
+                continue
+            row["max_err"] = err
+            if not err <= tol:
+                contender.close()
+                row.update(status="rejected", reason=f"outputs differ from the reference: error {err:.3g} > {tol:g}")
+                continue
+            if incumbent is None:
+                incumbent, incumbent_row = contender, row
+                row.update(status="baseline", ratio=1.0)
+                continue
+            try:
+                d = duel(contender, incumbent, rounds=options.rounds, round_s=round_s, warmup_s=warmup_s,
+                         min_gain=options.min_gain)
+            except Exception as exc:     # a worker that dies mid-duel rules out its candidate
+                contender.close()
+                row.update(status="failed", reason=f"timing failed: {_short(exc)}")
+                continue
+            row.update(status=d.verdict, ratio=round(d.median_ratio, 4), noise_pct=round(d.noise_pct, 2),
+                       throughput_sps=round(float(np.median(d.challenger_rates)), 3),
+                       p50_ms=round(d.challenger_p50_ms, 4))
+            assert incumbent_row is not None
+            if incumbent_row["throughput_sps"] is None:
+                incumbent_row.update(throughput_sps=round(float(np.median(d.incumbent_rates)), 3),
+                                     p50_ms=round(d.incumbent_p50_ms, 4))
+            seen = f"{incumbent.candidate.label} ({np.median(d.incumbent_rates):.1f}/s in this duel)"
+            if d.verdict == "faster":
+                row["reason"] = f"beat {seen} ×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)"
+                chain *= d.median_ratio
+                incumbent.close()
+                incumbent, incumbent_row = contender, row
+            else:
+                row["reason"] = f"vs {seen}: ×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)"
+                contender.close()
+    except BaseException:       # Ctrl-C or a bug: no worker may be left behind (a stopped one ignores SIGTERM)
+        for c in {id(x): x for x in (contender, incumbent) if x is not None}.values():
+            c.close()
+        raise
     if incumbent is None or incumbent_row is None:
         reasons = "; ".join(f"{r['candidate']}: {r['reason']}" for r in rows)
         raise TuningError(f"no candidate ran the model correctly on device {options.device!r}: {reasons}")
@@ -227,6 +239,14 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
     return TuneResult(objective=options.objective, batch=batch, device=options.device, precision=options.precision,
                       winner=dict(incumbent_row["config"], label=incumbent_row["candidate"]), candidates=rows,
                       speedup_vs_first=round(chain, 4), elapsed_s=0.0, tolerance=tol)
+
+
+def _open(cand: Candidate, model_bytes: bytes, options: TuneOptions, batch: int, feeds: dict[str, np.ndarray]) -> Any:
+    if options.isolate:
+        from .worker import IsolatedContender
+
+        return IsolatedContender(cand, model_bytes, options.device, batch, feeds)
+    return LocalContender(cand, model_bytes, options.device, batch, feeds)
 
 
 def _short(exc: BaseException) -> str:

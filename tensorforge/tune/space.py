@@ -7,8 +7,8 @@ tactics are whole backends and the settings that change how they schedule work:
   beat — then intra-op threads pinned to the physical or logical cores, spin-waiting off,
   the parallel executor (branchy graphs such as GoogLeNet's Inception blocks), the
   extended rather than full graph optimizations, and for throughput two streams;
-* OpenVINO (when installed): its latency hint, and for throughput its throughput hint
-  with as many streams as it picks;
+* OpenVINO (when installed): its latency hint, with and without pinning threads to cores,
+  and for throughput its throughput hint with two streams;
 * PyTorch (when installed): eager, and ``torch.compile`` with weight freezing — the
   compile costs tens of seconds on a large model, so it comes last and is skipped when the
   budget left cannot hold it.
@@ -138,9 +138,10 @@ def _ort(objective: str, device: str, physical: int, logical: int) -> list[Candi
 
 
 def _openvino(objective: str, physical: int) -> list[Candidate]:
+    out = [Candidate("openvino", options={"performance_hint": "latency"}),
+           Candidate("openvino", options={"performance_hint": "latency", "enable_cpu_pinning": True})]
     if objective == "latency":
-        return [Candidate("openvino", options={"performance_hint": "latency"})]
-    out = [Candidate("openvino", options={"performance_hint": "latency"})]
+        return out
     if physical >= 2:
         out.append(Candidate("openvino", options={"performance_hint": "throughput", "num_streams": 2,
                                                   "num_requests": 2}, streams=2))

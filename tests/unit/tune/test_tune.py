@@ -1,8 +1,10 @@
 """The tuner on a tiny real model: a slowed candidate loses, a wrong one is rejected, the cache hits,
 misses and refuses stale entries, and missing backends are skipped, not fatal.
 
-The "slowed" and "wrong" backends are real ONNX Runtime sessions with a sleep added to each run,
-or with their outputs shifted — registered through the public ``register_backend`` hook.
+The "slowed" and "wrong" backends (tune_fake_backends.py) are real ONNX Runtime sessions with a
+sleep added to each run, or with their outputs shifted — registered through the public
+``register_backend`` hook. Candidates run in worker processes (the default) unless a test says
+``isolate=False``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import time
 import numpy as np
 import pytest
 
-from tensorforge.backends.base import SessionConfig
-from tensorforge.backends.onnxruntime import OnnxRuntimeBackend
 from tensorforge.backends.registry import register_backend, unregister_backend
 from tensorforge.engine.build import BuildOptions, build
 from tensorforge.engine.inputs import io_specs
@@ -24,52 +24,17 @@ from tensorforge.tune import Candidate, TimingCache, TuneOptions, default_space,
 FAST = dict(budget_s=3.0, rounds=3, cache=False)
 
 
-class _Wrapped:
-    def __init__(self, inner, sleep_s: float = 0.0, shift: float = 0.0) -> None:
-        self.inner, self.sleep_s, self.shift = inner, sleep_s, shift
-        self.input_names, self.output_names = inner.input_names, inner.output_names
-
-    def run(self, feeds):
-        if self.sleep_s:
-            time.sleep(self.sleep_s)
-        return [o + self.shift for o in self.inner.run(feeds)]
-
-
-class SlowedBackend(OnnxRuntimeBackend):
-    name = "slowed"
-
-    def create_session(self, model_bytes: bytes, config: SessionConfig):
-        return _Wrapped(super().create_session(model_bytes, config), sleep_s=0.004)
-
-
-class WrongBackend(OnnxRuntimeBackend):
-    name = "wrong"
-
-    def create_session(self, model_bytes: bytes, config: SessionConfig):
-        return _Wrapped(super().create_session(model_bytes, config), shift=0.5)
-
-
-class BrokenBackend(OnnxRuntimeBackend):
-    name = "broken"
-
-    def create_session(self, model_bytes: bytes, config: SessionConfig):
-        raise RuntimeError("this build cannot take the model")
-
-
-class AbsentBackend(OnnxRuntimeBackend):
-    name = "absent"
-
-    def availability(self):
-        return "the absent SDK is not installed"
+FAKES = ("slowed", "wrong", "broken", "absent")
 
 
 @pytest.fixture(autouse=True)
 def _test_backends():
-    for cls in (SlowedBackend, WrongBackend, BrokenBackend, AbsentBackend):
-        register_backend(cls.name, cls)
+    # by "module:Class" path, so the tuner's worker processes can import them too
+    for name in FAKES:
+        register_backend(name, f"tune_fake_backends:{name.capitalize()}Backend")
     yield
-    for cls in (SlowedBackend, WrongBackend, BrokenBackend, AbsentBackend):
-        unregister_backend(cls.name)
+    for name in FAKES:
+        unregister_backend(name)
 
 
 @pytest.fixture
@@ -91,8 +56,10 @@ def test_faster_candidate_takes_over_from_a_slowed_incumbent(tiny):
     assert "beat slowed" in rows["onnxruntime"]["reason"]
 
 
-def test_slowed_challenger_loses(tiny):
-    result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("slowed")), **FAST))
+@pytest.mark.parametrize("isolate", [True, False])
+def test_slowed_challenger_loses(tiny, isolate):
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("slowed")), isolate=isolate,
+                                     **FAST))
     assert result.winner["backend"] == "onnxruntime" and result.speedup_vs_first == 1.0
     slowed = _rows(result)["slowed"]
     assert slowed["status"] == "slower" and slowed["ratio"] < 0.5
@@ -111,6 +78,18 @@ def test_failing_candidate_is_recorded_not_fatal(tiny):
     broken = _rows(result)["broken"]
     assert broken["status"] == "failed" and "cannot take the model" in broken["reason"]
     assert result.winner["backend"] == "onnxruntime"
+
+
+def test_a_backend_registered_as_an_object_fails_cleanly_in_a_worker(tiny):
+    from tune_fake_backends import SlowedBackend
+
+    register_backend("object_only", SlowedBackend)
+    try:
+        result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("object_only")), **FAST))
+    finally:
+        unregister_backend("object_only")
+    row = _rows(result)["object_only"]
+    assert row["status"] == "failed" and "unknown backend" in row["reason"]
 
 
 def test_no_correct_candidate_is_an_error(tiny):

@@ -1,0 +1,148 @@
+"""Candidates in processes of their own, so that one library cannot slow another while it is timed.
+
+Measured on a 2-vCPU VM: once OpenVINO had compiled a model in a process (its default pins
+threads to cores), ONNX Runtime in the same process ran MobileNet-v2 ~40 % slower, idle
+or not; spinning thread pools (ONNX Runtime's, OpenMP's) also linger after a run. A user
+runs the engine in a process of its own, so the tuner times each candidate the same way:
+one spawned worker per candidate holds its session and answers commands over a pipe —
+outputs, warm-up, a timed round — while the other workers wait idle.
+
+Backends registered at run time by ``"module:Class"`` path travel to the workers (the
+module must be importable there: ``sys.path`` is passed on by ``spawn``); a backend
+registered as a Python object cannot, and its candidates fail with that reason.
+
+Between its commands a worker is stopped (``SIGSTOP``; ``SIGCONT`` before the next one, on
+POSIX systems): an idle library can still spin or yield in a loop for a while after a run
+(OpenVINO's TBB workers did, costing the process being timed up to a third of its speed
+on 2 vCPUs), and a stopped process takes no CPU time at all.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import TensorForgeError
+
+_START_TIMEOUT_S = 600.0          # a worker's import + session creation (torch.compile included)
+
+
+class WorkerError(TensorForgeError):
+    """A worker process failed or answered with an error."""
+
+
+def _serve(conn: Any, registry: dict[str, str], candidate: dict[str, Any], model_bytes: bytes, device: str,
+           batch: int, feeds: dict[str, np.ndarray]) -> None:
+    from ..backends.registry import register_backend
+    from ..bench.timing import Timer
+    from .measure import open_candidate
+    from .space import Candidate
+
+    for name, target in registry.items():
+        register_backend(name, target)
+    try:
+        opened = open_candidate(Candidate.from_dict(candidate), model_bytes, device, batch)
+    except Exception as exc:     # any library's failure to build the candidate is reported, not raised
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ok", opened.setup_s))
+    timer = Timer(opened.call)
+    while True:
+        cmd, arg = conn.recv()
+        try:
+            if cmd == "outputs":
+                out = opened.call(feeds)
+                answer: Any = [list(a) for a in out] if opened.pool is not None else [list(out)]
+            elif cmd == "warm":
+                timer.warm(feeds, arg)
+                answer = None
+            elif cmd == "run":
+                timer.run_for(feeds, arg, min_iterations=2)
+                answer = timer.round_rates[-1] * opened.samples_per_call
+            elif cmd == "p50_ms":
+                answer = float(np.median(timer.samples)) / 1e6 if timer.samples else float("nan")
+            else:
+                opened.close()
+                conn.send(("ok", None))
+                return
+        except Exception as exc:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            continue
+        conn.send(("ok", answer))
+
+
+class IsolatedContender:
+    """One candidate in a spawned worker process; same methods as :class:`.measure.LocalContender`."""
+
+    def __init__(self, candidate: Any, model_bytes: bytes, device: str, batch: int,
+                 feeds: Mapping[str, np.ndarray]) -> None:
+        from ..backends.registry import string_registry
+
+        self.candidate = candidate
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, daemon=True, args=(
+            child, string_registry(), candidate.to_dict(), model_bytes, device, batch, dict(feeds)))
+        self._proc.start()
+        child.close()
+        self._stopped = False
+        self.setup_s = float(self._call(None, timeout=_START_TIMEOUT_S))
+
+    def _signal(self, stop: bool) -> None:
+        sig = getattr(signal, "SIGSTOP" if stop else "SIGCONT", None)
+        if sig is None or self._proc.pid is None or stop == self._stopped:
+            return
+        try:
+            os.kill(self._proc.pid, sig)
+            self._stopped = stop
+        except ProcessLookupError:
+            pass
+
+    def _call(self, message: tuple[str, Any] | None, timeout: float | None = None) -> Any:
+        try:
+            self._signal(stop=False)
+            if message is not None:
+                self._conn.send(message)
+            if timeout is not None and not self._conn.poll(timeout):
+                raise WorkerError(f"the worker for {self.candidate.label} did not answer in {timeout:.0f} s")
+            status, value = self._conn.recv()
+            self._signal(stop=True)
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            self.close()
+            raise WorkerError(f"the worker for {self.candidate.label} died (exit code {self._proc.exitcode})") \
+                from exc
+        if status != "ok":
+            self.close()
+            raise WorkerError(str(value))
+        return value
+
+    def outputs(self) -> list[list[np.ndarray]]:
+        return self._call(("outputs", None))  # type: ignore[no-any-return]
+
+    def warm(self, seconds: float) -> None:
+        self._call(("warm", seconds))
+
+    def run(self, seconds: float) -> float:
+        return float(self._call(("run", seconds)))
+
+    def p50_ms(self) -> float:
+        return float(self._call(("p50_ms", None)))
+
+    def close(self) -> None:
+        self._signal(stop=False)
+        if self._proc.is_alive():
+            try:
+                self._conn.send(("close", None))
+                if self._conn.poll(30):
+                    self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                pass
+            self._proc.join(timeout=30)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(timeout=5)
+        self._conn.close()

@@ -23,6 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
+
+def _say(side: str):  # type: ignore[no-untyped-def]
+    """Progress on stderr: each probe takes 5–25 s, a whole run several minutes."""
+    t0 = time.perf_counter()
+    return lambda message: print(f"[{time.perf_counter() - t0:6.1f} s] {side}: {message}", file=sys.stderr,
+                                 flush=True)
+
+
 _SERVER = """
 import sys
 from tensorforge.serve import BatcherConfig, InferenceServer, ModelConfig, ServerConfig
@@ -80,7 +88,8 @@ def main() -> None:
         target = BatcherTarget.from_engine(Engine.load(path), config)
         t0 = time.perf_counter()
         try:
-            found = find_max_qps(target, settings, tolerance=args.tolerance, max_probes=args.max_probes)
+            found = find_max_qps(target, settings, tolerance=args.tolerance, max_probes=args.max_probes,
+                                 progress=_say("in-process"))
         finally:
             target.close()
         results["in_process"] = _summary(found, time.perf_counter() - t0)
@@ -95,7 +104,8 @@ def main() -> None:
             remote = HttpTarget(f"http://127.0.0.1:{port}", path.stem)
             t0 = time.perf_counter()
             try:
-                found = find_max_qps(remote, settings, tolerance=args.tolerance, max_probes=args.max_probes)
+                found = find_max_qps(remote, settings, tolerance=args.tolerance, max_probes=args.max_probes,
+                                     progress=_say("http"))
             finally:
                 remote.close()
             results["http"] = _summary(found, time.perf_counter() - t0)

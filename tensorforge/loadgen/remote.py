@@ -24,6 +24,7 @@ extension when the server offers it (``max_batch_size``), else from ``max_batch`
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import importlib
 import json
@@ -95,7 +96,7 @@ def _request_arrays(specs: list[TensorSpec], batch: int, batched: bool, seed: in
     return random_inputs(specs, batch, seed)
 
 
-class _RemoteBase:
+class _RemoteBase(abc.ABC):
     kind = "remote"
 
     def __init__(self, url: str, model: str, version: str | None, concurrency: int, max_batch: int | None,
@@ -144,8 +145,9 @@ class _RemoteBase:
                     raise InputError(f"a request of {b} samples exceeds max batch {self.max_batch} for {self.name!r}")
                 self._bodies[b] = self._encode(_request_arrays(self.input_specs, b, self._batched, self._seed + b))
 
+    @abc.abstractmethod
     def _encode(self, arrays: dict[str, np.ndarray]) -> Any:
-        raise NotImplementedError
+        """The protocol's request body for these input arrays (HTTP: bytes; gRPC: a ModelInferRequest)."""
 
     def issue(self, tag: int, batch: int, done: DoneFn, feeds: Mapping[str, np.ndarray] | None = None) -> None:
         body = self._encode(dict(feeds)) if feeds is not None else self._bodies.get(batch)
@@ -157,8 +159,9 @@ class _RemoteBase:
     def _spawn(self, tag: int, body: Any, done: DoneFn) -> None:
         self._loop.loop.create_task(self._send(tag, body, done))
 
+    @abc.abstractmethod
     async def _send(self, tag: int, body: Any, done: DoneFn) -> None:
-        raise NotImplementedError
+        """Send one request and call ``done`` with its outcome (on the loop thread)."""
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "url": self.url, "model": self.model, "version": self.version,

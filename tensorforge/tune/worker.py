@@ -22,6 +22,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import time
 from typing import Any, Mapping
 
 import numpy as np
@@ -35,8 +36,8 @@ class WorkerError(TensorForgeError):
     """A worker process failed or answered with an error."""
 
 
-def _serve(conn: Any, registry: dict[str, str], candidate: dict[str, Any], model_bytes: bytes, device: str,
-           batch: int, feeds: dict[str, np.ndarray]) -> None:
+def _serve(conn: Any, registry: dict[str, str], candidate: dict[str, Any], device: str, batch: int) -> None:
+    model_bytes, feeds = conn.recv()      # the big parts come over the pipe, not as spawn arguments
     from ..backends.registry import register_backend
     from ..bench.timing import Timer
     from .measure import open_candidate
@@ -85,12 +86,31 @@ class IsolatedContender:
         self.candidate = candidate
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
+        # Only small arguments go to the spawned process: ``Process.start()`` writes them into a pipe whose
+        # read end it holds itself until the write ends, so a child that dies while starting (a script
+        # without a main guard re-runs the tuning and fails) would block a big write there for ever.
         self._proc = ctx.Process(target=_serve, daemon=True, args=(
-            child, string_registry(), candidate.to_dict(), model_bytes, device, batch, dict(feeds)))
+            child, string_registry(), candidate.to_dict(), device, batch))
         self._proc.start()
         child.close()
         self._stopped = False
-        self.setup_s = float(self._call(None, timeout=_START_TIMEOUT_S))
+        try:
+            try:
+                self._conn.send((model_bytes, dict(feeds)))    # a dead child: EPIPE here, not a hang
+            except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+                self._proc.join(timeout=5)
+                raise WorkerError(f"the worker for {candidate.label} died (exit code {self._proc.exitcode})")
+            self.setup_s = float(self._call(None, timeout=_START_TIMEOUT_S))
+        except WorkerError as exc:
+            if self._proc.exitcode is None or "died" not in str(exc):
+                self.close()
+                raise
+            self.close()
+            raise WorkerError(
+                f"the worker process for {candidate.label} exited (code {self._proc.exitcode}) before it was "
+                "ready. If the tuner ran from a script: workers start with multiprocessing's 'spawn', which "
+                "re-imports the main module, so the script must tune under `if __name__ == \"__main__\":`, "
+                "or pass TuneOptions(isolate=False)") from exc
 
     def _signal(self, stop: bool) -> None:
         sig = getattr(signal, "SIGSTOP" if stop else "SIGCONT", None)
@@ -107,8 +127,7 @@ class IsolatedContender:
             self._signal(stop=False)
             if message is not None:
                 self._conn.send(message)
-            if timeout is not None and not self._conn.poll(timeout):
-                raise WorkerError(f"the worker for {self.candidate.label} did not answer in {timeout:.0f} s")
+            self._wait(timeout)
             status, value = self._conn.recv()
             self._signal(stop=True)
         except (EOFError, OSError, BrokenPipeError) as exc:
@@ -119,6 +138,18 @@ class IsolatedContender:
             self.close()
             raise WorkerError(str(value))
         return value
+
+    def _wait(self, timeout: float | None) -> None:
+        """Until an answer is ready; a worker that dies first is reported at once. (Its end of the pipe
+        can outlive it: ``spawn`` hands the pipe over through a helper thread of this process, which
+        keeps a copy until the child fetches it, so a worker dying while it starts up never shows
+        as end-of-file and a bare ``recv()`` would wait forever.)"""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._conn.poll(0.2):
+            if not self._proc.is_alive() and not self._conn.poll(0):
+                raise EOFError("worker exited")
+            if deadline is not None and time.monotonic() > deadline:
+                raise WorkerError(f"the worker for {self.candidate.label} did not answer in {timeout:.0f} s")
 
     def outputs(self) -> list[list[np.ndarray]]:
         return self._call(("outputs", None))  # type: ignore[no-any-return]

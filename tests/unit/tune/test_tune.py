@@ -24,7 +24,7 @@ from tensorforge.tune import Candidate, TimingCache, TuneOptions, default_space,
 FAST = dict(budget_s=3.0, rounds=3, cache=False)
 
 
-FAKES = ("slowed", "wrong", "broken", "absent")
+FAKES = ("slowed", "wrong", "broken", "absent", "crashing")
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +78,54 @@ def test_failing_candidate_is_recorded_not_fatal(tiny):
     broken = _rows(result)["broken"]
     assert broken["status"] == "failed" and "cannot take the model" in broken["reason"]
     assert result.winner["backend"] == "onnxruntime"
+
+
+def test_a_worker_that_dies_while_starting_is_reported_not_waited_for(tiny, monkeypatch):
+    # regression: the parent kept waiting for the full start-up timeout (600 s), because the pipe
+    # handed to a spawned child never reads end-of-file when the child dies before fetching it
+    from tensorforge.tune import worker
+
+    monkeypatch.setattr(worker, "_START_TIMEOUT_S", 120.0)
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("crashing")), **FAST))
+    row = _rows(result)["crashing"]
+    assert row["status"] == "failed" and "exited (code 3) before it was ready" in row["reason"], row
+    assert result.winner["backend"] == "onnxruntime"
+
+
+UNGUARDED_SCRIPT = """
+import onnx
+from onnx import TensorProto, helper
+from tensorforge.engine.format import TensorSpec
+from tensorforge.tune import Candidate, TuneOptions, tune
+
+import numpy as np
+from onnx import numpy_helper
+
+# megabytes of weights: more than a pipe holds, as with any real model
+weights = numpy_helper.from_array(np.ones((1, 1 << 20), np.float32), "w")
+graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1 << 20])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1 << 20])], [weights])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+# no `if __name__ == "__main__":` guard: a spawned worker re-runs this, fails and exits
+tune(model.SerializeToString(), [TensorSpec("x", "float32", ["N", 1 << 20])],
+     TuneOptions(candidates=(Candidate("onnxruntime"),), budget_s=2, rounds=2, cache=False))
+"""
+
+
+def test_a_script_without_a_main_guard_fails_fast_with_the_fix(tmp_path):
+    # regression: the worker of an unguarded script died while starting up, and the tuner hung for
+    # ever in Process.start() writing the model into the spawn pipe; now it reports at once, saying
+    # what to do
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
+    assert done.returncode != 0
+    assert "TuningError" in done.stderr and "exited (code 1) before it was ready" in done.stderr, done.stderr
+    assert "__name__" in done.stderr and "isolate=False" in done.stderr
 
 
 def test_a_backend_registered_as_an_object_fails_cleanly_in_a_worker(tiny):

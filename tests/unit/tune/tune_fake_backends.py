@@ -5,6 +5,7 @@ A module of its own so the tuner's worker processes can import them by "module:C
 
 from __future__ import annotations
 
+import os
 import time
 
 from tensorforge.backends.base import SessionConfig
@@ -48,3 +49,12 @@ class AbsentBackend(OnnxRuntimeBackend):
 
     def availability(self):
         return "the absent SDK is not installed"
+
+
+class CrashingBackend(OnnxRuntimeBackend):
+    """Kills its process while the session is made, as a library crashing in native code would."""
+
+    name = "crashing"
+
+    def create_session(self, model_bytes: bytes, config: SessionConfig):
+        os._exit(3)

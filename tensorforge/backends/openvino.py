@@ -14,7 +14,14 @@ Options (``SessionConfig.options``; unknown names are refused):
   which slowed every other library in the same process by ~40 % on a 2-vCPU VM, and
   OpenVINO itself too); ``enable_hyper_threading``: bool;
 * ``num_requests``: how many infer requests the session keeps for concurrent callers
-  (default: the compiled model's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``).
+  (default: the compiled model's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``);
+* ``static_batch``: an int — also compile a copy of the model with the batch axis fixed to it
+  (TensorRT's "opt" shape of an optimization profile): calls at that batch run the static
+  copy, others the dynamic model. With every shape known at compile time the CPU plugin
+  plans memory and picks kernels once; measured here (2 vCPUs, FP32, paired rounds) it ran
+  MobileNet-v2 at batch 1 ~7 % faster, GoogLeNet and ResNet-50 ~2–4 %. A model whose batch
+  axis cannot be fixed (a reshape that hard-codes it) keeps the dynamic model alone, and
+  :attr:`OpenVinoSession.static_batch` says ``None``. Costs a second compile and its memory.
 
 ``threads`` maps to ``INFERENCE_NUM_THREADS``. A session is safe to call from several
 threads at once: each call borrows one infer request from a pool; :meth:`run_many` keeps
@@ -32,7 +39,7 @@ from ..errors import BackendUnavailable, ModelError
 from .base import BackendSession, SessionConfig
 
 KNOWN_OPTIONS = ("performance_hint", "num_streams", "inference_precision", "enable_cpu_pinning",
-                 "enable_hyper_threading", "num_requests")
+                 "enable_hyper_threading", "num_requests", "static_batch")
 _HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT", "none": None}
 _PRECISIONS = ("f32", "bf16", "f16")
 _DEVICES = {"cpu": "CPU"}
@@ -77,31 +84,67 @@ def compile_properties(config: SessionConfig) -> dict[str, Any]:
     props["ENABLE_CPU_PINNING"] = "YES" if o.get("enable_cpu_pinning", False) else "NO"
     if "enable_hyper_threading" in o:
         props["ENABLE_HYPER_THREADING"] = "YES" if o["enable_hyper_threading"] else "NO"
+    static = o.get("static_batch")
+    if static is not None and (isinstance(static, bool) or not isinstance(static, int) or static < 1):
+        raise BackendUnavailable(f"static_batch must be a positive int, got {static!r}")
     return props
 
 
-class OpenVinoSession:
-    """A compiled OpenVINO model with a pool of infer requests (one per concurrent caller)."""
+def fix_batch(model: Any, batch: int) -> Any | None:
+    """A copy of ``model`` with axis 0 of every input whose batch is dynamic set to ``batch``
+    (other dynamic axes stay dynamic); None when no input has a dynamic batch axis."""
+    ov = _ov()
+    shapes = {}
+    for port in model.inputs:
+        shape = port.get_partial_shape()
+        if shape.rank.is_static and shape.rank.get_length() >= 1 and shape[0].is_dynamic:
+            shapes[port.get_any_name()] = ov.PartialShape([ov.Dimension(batch)] + list(shape)[1:])
+    if not shapes:
+        return None
+    fixed = model.clone()
+    fixed.reshape(shapes)
+    return fixed
 
-    def __init__(self, compiled: Any, num_requests: int) -> None:
+
+class OpenVinoSession:
+    """A compiled OpenVINO model with a pool of infer requests (one per concurrent caller), and
+    optionally a static-batch copy with a pool of its own (see ``static_batch``)."""
+
+    def __init__(self, compiled: Any, num_requests: int, static: Any = None, static_batch: int | None = None,
+                 note: str | None = None) -> None:
         self._compiled = compiled
         self.input_names = [p.get_any_name() for p in compiled.inputs]
         self.output_names = [p.get_any_name() for p in compiled.outputs]
-        self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        for _ in range(max(1, num_requests)):
-            self._pool.put(compiled.create_infer_request())
         self.num_requests = max(1, num_requests)
+        self._pool = self._make_pool(compiled)
+        self._static = static
+        self.static_batch = static_batch if static is not None else None
+        self._static_pool = self._make_pool(static) if static is not None else None
+        self.note = note       # why a static copy was asked for but not made
+
+    def _make_pool(self, compiled: Any) -> "queue.SimpleQueue[Any]":
+        pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(self.num_requests):
+            pool.put(compiled.create_infer_request())
+        return pool
+
+    def _fits_static(self, feeds: Mapping[str, np.ndarray]) -> bool:
+        return self._static is not None and all(
+            getattr(v, "ndim", 0) >= 1 and v.shape[0] == self.static_batch for v in feeds.values())
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        request = self._pool.get()
+        pool = self._static_pool if self._fits_static(feeds) else self._pool
+        assert pool is not None
+        request = pool.get()
         try:
-            request.infer(dict(feeds), share_inputs=False, share_outputs=False)
+            # share_inputs: the call is synchronous, so OpenVINO may read the caller's arrays in place
+            request.infer(dict(feeds), share_inputs=True, share_outputs=False)
             # copies: the next call on this request overwrites its output tensors
             return [np.array(request.get_output_tensor(i).data, copy=True) for i in range(len(self.output_names))]
         except RuntimeError as exc:
             raise ModelError(f"openvino could not run the model: {exc}") from exc
         finally:
-            self._pool.put(request)
+            pool.put(request)
 
     def run_many(self, many: Sequence[Mapping[str, np.ndarray]], jobs: int | None = None) -> list[list[np.ndarray]]:
         """Run every feed dict, keeping ``jobs`` (default: the pool size) requests in flight."""
@@ -112,10 +155,11 @@ class OpenVinoSession:
             results[index] = [np.array(request.get_output_tensor(i).data, copy=True)
                               for i in range(len(self.output_names))]
 
-        jobs_queue = ov.AsyncInferQueue(self._compiled, jobs or self.num_requests)
+        compiled = self._static if many and all(self._fits_static(f) for f in many) else self._compiled
+        jobs_queue = ov.AsyncInferQueue(compiled, jobs or self.num_requests)
         jobs_queue.set_callback(done)
-        for index, feeds in enumerate(many):
-            jobs_queue.start_async(dict(feeds), index)
+        for index, feeds in enumerate(many):      # ``many`` keeps every array alive until wait_all()
+            jobs_queue.start_async(dict(feeds), index, share_inputs=True)
         jobs_queue.wait_all()
         return [r if r is not None else [] for r in results]
 
@@ -154,7 +198,18 @@ class OpenVinoBackend:
         except RuntimeError as exc:
             detail = " ".join(str(exc).split())[:400]
             raise ModelError(f"openvino could not load the model: {detail}") from exc
+        static, note = None, None
+        static_batch = config.options.get("static_batch")
+        if static_batch is not None:
+            try:
+                fixed = fix_batch(model, static_batch)
+                if fixed is None:
+                    note = "static_batch: no input has a dynamic batch axis; the model is static already"
+                else:
+                    static = core.compile_model(fixed, device, props)
+            except RuntimeError as exc:     # e.g. a Reshape that hard-codes the batch: keep the dynamic model
+                note = f"static_batch={static_batch} not applied: {' '.join(str(exc).split())[:200]}"
         requests = config.options.get("num_requests")
         if requests is None:
             requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        return OpenVinoSession(compiled, int(requests))
+        return OpenVinoSession(compiled, int(requests), static, static_batch, note)

@@ -110,7 +110,7 @@ def tune(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions 
     if options.candidates is not None:
         tried = list(options.candidates)
     else:
-        tried, skipped = default_space(options.objective, options.device,
+        tried, skipped = default_space(options.objective, options.device, batch=options.tuning_batch,
                                        backends=list(options.backends) if options.backends else None)
     versions = _versions(tried)
     cache = None if options.cache is False else TimingCache(options.cache)

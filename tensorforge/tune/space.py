@@ -84,10 +84,12 @@ def cores() -> tuple[int, int]:
 
 
 def default_space(objective: str, device: str = "cpu", *, backends: list[str] | None = None,
-                  compile_budget: bool = True) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
+                  compile_budget: bool = True, batch: int | None = None
+                  ) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
     """(candidates to try, in order — the first is the incumbent; candidates skipped, with why).
 
-    ``backends`` limits the search to those names (default: onnxruntime, openvino, torch).
+    ``backends`` limits the search to those names (default: onnxruntime, openvino, torch);
+    ``batch``, the tuning batch, is the one OpenVINO's candidates compile a static copy for.
     """
     if objective not in OBJECTIVES:
         raise InputError(f"unknown tuning objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
@@ -95,7 +97,7 @@ def default_space(objective: str, device: str = "cpu", *, backends: list[str] | 
     wanted = backends or ["onnxruntime", "openvino", "torch"]
     by_backend: dict[str, list[Candidate]] = {
         "onnxruntime": _ort(objective, device, physical, logical),
-        "openvino": _openvino(objective, physical),
+        "openvino": _openvino(objective, physical, batch),
         "torch": _torch(device, physical, compile_budget),
     }
     tried: list[Candidate] = []
@@ -137,14 +139,16 @@ def _ort(objective: str, device: str, physical: int, logical: int) -> list[Candi
     return out
 
 
-def _openvino(objective: str, physical: int) -> list[Candidate]:
-    out = [Candidate("openvino", options={"performance_hint": "latency"}),
-           Candidate("openvino", options={"performance_hint": "latency", "enable_cpu_pinning": True})]
+def _openvino(objective: str, physical: int, batch: int | None) -> list[Candidate]:
+    # with the tuning batch known, each also gets a static-batch copy of the model (backends/openvino.py)
+    static: dict[str, Any] = {"static_batch": batch} if batch else {}
+    out = [Candidate("openvino", options={"performance_hint": "latency", **static}),
+           Candidate("openvino", options={"performance_hint": "latency", "enable_cpu_pinning": True, **static})]
     if objective == "latency":
         return out
     if physical >= 2:
         out.append(Candidate("openvino", options={"performance_hint": "throughput", "num_streams": 2,
-                                                  "num_requests": 2}, streams=2))
+                                                  "num_requests": 2, **static}, streams=2))
     return out
 
 

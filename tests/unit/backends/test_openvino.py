@@ -83,3 +83,60 @@ def test_cpu_pinning_off_unless_asked():
 
     assert compile_properties(SessionConfig())["ENABLE_CPU_PINNING"] == "NO"
     assert compile_properties(SessionConfig(options={"enable_cpu_pinning": True}))["ENABLE_CPU_PINNING"] == "YES"
+
+
+def test_static_batch_copy_runs_its_batch_and_the_dynamic_model_the_rest(conv_bn_model):
+    data = conv_bn_model.SerializeToString()
+    session = get_backend("openvino").create_session(data, SessionConfig(options={"static_batch": 2}))
+    assert session.static_batch == 2 and session.note is None
+    assert session._static.inputs[0].get_partial_shape().is_static          # noqa: SLF001
+    assert session._compiled.inputs[0].get_partial_shape()[0].is_dynamic    # noqa: SLF001
+    ort = get_backend("onnxruntime").create_session(data, SessionConfig())
+    rng = np.random.default_rng(2)
+    for batch in (2, 1, 3, 2):
+        x = rng.standard_normal((batch, 3, 16, 16)).astype(np.float32)
+        want = ort.run({"x": x})[0]
+        np.testing.assert_allclose(session.run({"x": x})[0], want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    many = [{"x": rng.standard_normal((2, 3, 16, 16)).astype(np.float32)} for _ in range(4)]
+    for f, r in zip(many, session.run_many(many)):
+        want = ort.run(f)[0]
+        np.testing.assert_allclose(r[0], want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_shared_inputs_leave_the_callers_arrays_and_results_alone(conv_bn_model):
+    # inputs are read in place (share_inputs): a caller reusing its buffer must not change a result it holds
+    data = conv_bn_model.SerializeToString()
+    session = get_backend("openvino").create_session(data, SessionConfig(options={"static_batch": 1}))
+    buf = np.ones((1, 3, 16, 16), np.float32)
+    first = session.run({"x": buf})[0]
+    kept, before = first.copy(), buf.copy()
+    np.testing.assert_array_equal(buf, before)
+    buf[:] = -3.0
+    second = session.run({"x": buf})[0]
+    np.testing.assert_array_equal(first, kept)
+    assert not np.allclose(first, second)
+    strided = np.ones((1, 3, 16, 32), np.float32)[..., ::2]            # not contiguous: copied, still right
+    readonly = np.ones((1, 3, 16, 16), np.float32)
+    readonly.flags.writeable = False
+    for x in (strided, readonly):
+        np.testing.assert_allclose(session.run({"x": x})[0], kept, rtol=1e-5, atol=1e-6)
+
+
+def test_static_batch_falls_back_when_the_model_hard_codes_its_batch():
+    from onnx import TensorProto, helper, numpy_helper
+
+    shape = numpy_helper.from_array(np.array([2, 12], np.int64), "shape")
+    graph = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])], [shape])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    session = get_backend("openvino").create_session(data, SessionConfig(options={"static_batch": 3}))
+    assert session.static_batch is None and "static_batch=3 not applied" in session.note
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    np.testing.assert_array_equal(session.run({"x": x})[0], x.reshape(2, 12))
+
+
+def test_static_batch_values_are_checked():
+    for bad in (0, -1, True, "1", 1.5):
+        with pytest.raises(BackendUnavailable, match="static_batch"):
+            compile_properties(SessionConfig(options={"static_batch": bad}))

@@ -28,9 +28,14 @@ are stopped (SIGSTOP: an idle library may still spin), the order rotating betwee
 so drift of the machine hits all alike.
 Per contender: median per-round samples/s, p50 latency of a call, the noise (half the
 range of the per-round rates), and the max normalized error of its first output against
-bare ONNX Runtime's on the same input. ``ratio_vs_best_fp32_peer``: the tuned engine's
-samples/s over the best FP32 peer's, round by round (median, min, max) — the target is
-≥ 1.0 at every point. Prints and writes one JSON document.
+bare ONNX Runtime's on the same input. ``best_fp32_peer`` is the FP32 peer with the highest
+median; ``ratio_vs_best_fp32_peer`` is the tuned engine's samples/s over that peer's, round by
+round (median, min, max; 25th–75th percentile as ``iqr``) — the target is a median ≥ 1.0 at
+every point. ``ratio_vs_per_round_best`` is the stricter figure against whichever peer was
+fastest in each round (the max of four noisy rates, so it leans below a true tie). Many short
+rounds (default 15 × 0.4 s) rather than a few long ones: this VM's speed moves in phases of
+seconds (±30 %), and short round-robin cycles keep the contenders of one round in one phase.
+Prints and writes one JSON document.
 """
 
 from __future__ import annotations
@@ -202,8 +207,8 @@ def main() -> int:
     ap.add_argument("--models", default="resnet50,mobilenet_v2,googlenet")
     ap.add_argument("--batches", default="2,4,8,16,32", help="candidates for the throughput-best batch")
     ap.add_argument("--tune-budget", type=float, default=90.0)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--round-s", type=float, default=1.0)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--round-s", type=float, default=0.4)
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args()
 
@@ -215,7 +220,7 @@ def main() -> int:
     from tensorforge.engine.inputs import io_specs
     from tensorforge.models import zoo
 
-    doc: dict[str, Any] = {"schema": "tensorforge.tuned-vs-peers/2", "host": host_fingerprint(),
+    doc: dict[str, Any] = {"schema": "tensorforge.tuned-vs-peers/3", "host": host_fingerprint(),
                            "versions": {"onnxruntime": ort_version(), "openvino": openvino.__version__,
                                         "torch": torch.__version__},
                            "method": {"rounds": args.rounds, "round_s": args.round_s,
@@ -232,13 +237,18 @@ def main() -> int:
             path = str(tmp / f"{model}_{objective}.tfe")
             info = _tuned(model, objective, batch, args.tune_budget, path)
             results = _round_robin(["tuned"] + PEERS, model, batch, path, args.rounds, args.round_s)
-            per_round_best = np.max([results[p]["round_rates"] for p in FP32_PEERS], axis=0)
-            ratios = np.array(results["tuned"]["round_rates"]) / per_round_best
+            best_peer = max(FP32_PEERS, key=lambda p: results[p]["samples_per_s"])
+            tuned_rates = np.array(results["tuned"]["round_rates"])
+            ratios = tuned_rates / np.array(results[best_peer]["round_rates"])
+            strict = tuned_rates / np.max([results[p]["round_rates"] for p in FP32_PEERS], axis=0)
             point = {"model": model, "objective": objective, "batch": batch, "results": results,
-                     "best_fp32_peer": max(FP32_PEERS, key=lambda p: results[p]["samples_per_s"]),
+                     "best_fp32_peer": best_peer,
                      "ratio_vs_best_fp32_peer": {"median": round(float(np.median(ratios)), 4),
+                                                 "iqr": [round(float(q), 4) for q in np.percentile(ratios, [25, 75])],
                                                  "min": round(float(ratios.min()), 4),
-                                                 "max": round(float(ratios.max()), 4)},
+                                                 "max": round(float(ratios.max()), 4),
+                                                 "rounds_won": int((ratios > 1.0).sum()), "rounds": len(ratios)},
+                     "ratio_vs_per_round_best": round(float(np.median(strict)), 4),
                      "ratio_vs_openvino_default": round(results["tuned"]["samples_per_s"]
                                                         / results["openvino_default"]["samples_per_s"], 4),
                      "meets_target": bool(np.median(ratios) >= 1.0), "tuning": info}
@@ -254,7 +264,9 @@ def main() -> int:
                        "openvino_default_precision": p["results"]["openvino_default"]["facts"].get(
                            "inference_precision"),
                        "openvino_default_err": p["results"]["openvino_default"]["max_norm_err_vs_onnxruntime"],
+                       "best_fp32_peer": p["best_fp32_peer"],
                        "ratio_vs_best_fp32_peer": p["ratio_vs_best_fp32_peer"]["median"],
+                       "ratio_iqr": p["ratio_vs_best_fp32_peer"]["iqr"],
                        "meets_target": p["meets_target"]} for p in doc["points"]]
     text = json.dumps(doc, indent=1, default=str)
     if args.json:

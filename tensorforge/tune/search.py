@@ -166,6 +166,7 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
     incumbent: Any = None
     incumbent_row: dict[str, Any] | None = None
     chain = 1.0
+    per_call_s = 0.0          # the incumbent's time per call, from the last duel
     contender: Any = None
     try:
         for cand in tried:
@@ -174,7 +175,8 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
                                    "max_err": None, "setup_s": None}
             rows.append(row)
             left = deadline - time.perf_counter()
-            need = cand.cost_s + (2 * options.rounds + 2) * round_s
+            # a round runs at least two calls: at a large batch a round outlasts round_s
+            need = cand.cost_s + (2 * options.rounds + 2) * max(round_s, 2 * per_call_s)
             if incumbent is not None and left < need:
                 row.update(status="skipped", reason=f"budget: {left:.0f} s left, this candidate needs ~{need:.0f} s")
                 continue
@@ -215,6 +217,9 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
                 incumbent_row.update(throughput_sps=round(float(np.median(d.incumbent_rates)), 3),
                                      p50_ms=round(d.incumbent_p50_ms, 4))
             seen = f"{incumbent.candidate.label} ({np.median(d.incumbent_rates):.1f}/s in this duel)"
+            if d.stopped_early:
+                seen += f", stopped after {len(d.ratios)} rounds"
+            per_call_s = batch * incumbent.candidate.streams / max(float(np.median(d.incumbent_rates)), 1e-9)
             if d.verdict == "faster":
                 row["reason"] = f"beat {seen} ×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)"
                 chain *= d.median_ratio

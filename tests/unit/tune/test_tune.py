@@ -66,6 +66,49 @@ def test_slowed_challenger_loses(tiny, isolate):
     assert slowed["throughput_sps"] > 0 and slowed["p50_ms"] >= 4.0
 
 
+def test_a_clearly_slower_challenger_is_stopped_after_two_rounds(tiny):
+    # the budget goes to candidates that might win: 4 ms of sleep per call is far below 0.85×
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("slowed")), budget_s=3.0,
+                                     rounds=5, cache=False))
+    slowed = _rows(result)["slowed"]
+    assert slowed["status"] == "slower" and "stopped after 2 rounds" in slowed["reason"]
+
+
+def test_duel_stops_early_only_when_behind_in_every_first_round():
+    from tensorforge.tune.measure import duel
+
+    class Fixed:
+        def __init__(self, rates):
+            self.rates, self.calls = list(rates), 0
+
+        def warm(self, seconds):
+            pass
+
+        def run(self, seconds):
+            self.calls += 1
+            return self.rates.pop(0)
+
+        def p50_ms(self):
+            return 1.0
+
+    behind = duel(Fixed([80, 80, 80, 80]), Fixed([100] * 4), rounds=4, round_s=0, warmup_s=0, min_gain=0.02)
+    assert behind.stopped_early and behind.verdict == "slower" and len(behind.ratios) == 2
+    close = duel(Fixed([80, 95, 80, 80]), Fixed([100] * 4), rounds=4, round_s=0, warmup_s=0, min_gain=0.02)
+    assert not close.stopped_early and len(close.ratios) == 4 and close.verdict == "slower"
+    faster = duel(Fixed([120] * 4), Fixed([100] * 4), rounds=4, round_s=0, warmup_s=0, min_gain=0.02)
+    assert faster.verdict == "faster" and not faster.stopped_early
+
+
+def test_default_space_puts_each_backends_best_bet_first_and_compiles_last():
+    from tensorforge.tune.space import _interleave
+
+    a = [Candidate("a", 1), Candidate("a", 2), Candidate("a", 3)]
+    b = [Candidate("b", 1), Candidate("b", 2)]
+    c = [Candidate("c", 1), Candidate("c", 2, cost_s=60.0)]
+    order = [(x.backend, x.threads) for x in _interleave([a, b, c])]
+    assert order == [("a", 1), ("b", 1), ("c", 1), ("a", 2), ("b", 2), ("a", 3), ("c", 2)]
+
+
 def test_wrong_outputs_rejected_even_when_faster(tiny):
     result = tune(*tiny, TuneOptions(candidates=(Candidate("slowed"), Candidate("wrong")), **FAST))
     wrong = _rows(result)["wrong"]

@@ -175,8 +175,9 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
                                    "max_err": None, "setup_s": None}
             rows.append(row)
             left = deadline - time.perf_counter()
-            # a round runs at least two calls: at a large batch a round outlasts round_s
-            need = cand.cost_s + (2 * options.rounds + 2) * max(round_s, 2 * per_call_s)
+            # a round runs at least one call and a warm-up at least two: at a large batch both outlast round_s
+            need = (cand.cost_s + 2 * options.rounds * max(round_s, per_call_s)
+                    + 2 * (warmup_s + 3 * per_call_s))
             if incumbent is not None and left < need:
                 row.update(status="skipped", reason=f"budget: {left:.0f} s left, this candidate needs ~{need:.0f} s")
                 continue

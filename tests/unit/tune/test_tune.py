@@ -298,3 +298,12 @@ def test_build_tunes_with_the_reduced_precision_tolerance(conv_bn_path, tmp_path
     _, report = build(conv_bn_path, None, BuildOptions(precision="fp16", tune="latency", tune_budget_s=2,
                                                        tune_backends=("onnxruntime",), tune_cache=False))
     assert report.tuning["precision"] == "fp16" and report.tuning["tolerance"] == 1e-2
+
+
+def test_on_a_cpu_torch_is_tried_after_the_other_backends():
+    pytest.importorskip("torch")
+    tried, _ = default_space("latency", "cpu", backends=["torch", "onnxruntime"])
+    backends = [c.backend for c in tried]
+    assert backends[0] == "onnxruntime" and backends.index("torch") > max(
+        i for i, b in enumerate(backends) if b == "onnxruntime")
+    assert tried[-1].cost_s >= 10          # the compile comes last

@@ -10,8 +10,11 @@ King of the hill, as a user would do it by hand but without fooling themselves:
 3. Each further candidate is opened (a failure is recorded, never fatal), its outputs are
    checked against the reference within the precision's tolerance (else *rejected*), then
    timed against the incumbent in paired rounds (:func:`.measure.duel`). It takes the
-   incumbent's place only when it won every round by more than the noise and ``min_gain``.
-4. A candidate whose set-up alone could overrun the budget left is skipped, and says so.
+   incumbent's place only when it won every round by more than the noise and ``min_gain``;
+   one far behind in each of the first two rounds is dropped there.
+4. A candidate whose duel could overrun the budget left is skipped, and says so. The space
+   lists each backend's best bet first (:func:`.space.default_space`), so a tight budget is
+   spent where a winner is likeliest.
 
 Every candidate's row — its time, its ratio to the incumbent it met, its error, or why it
 was rejected or skipped — goes into the result, the engine manifest and the build report.

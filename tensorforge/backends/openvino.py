@@ -18,8 +18,9 @@ Options (``SessionConfig.options``; unknown names are refused):
 * ``static_batch``: an int — also compile a copy of the model with the batch axis fixed to it
   (TensorRT's "opt" shape of an optimization profile): calls at that batch run the static
   copy, others the dynamic model. With every shape known at compile time the CPU plugin
-  plans memory and picks kernels once; measured here (2 vCPUs, FP32, paired rounds) it ran
-  MobileNet-v2 at batch 1 ~7 % faster, GoogLeNet and ResNet-50 ~2–4 %. A model whose batch
+  plans memory and picks kernels once; measured here (2 vCPUs, FP32, paired rounds in one
+  process) it ran MobileNet-v2 at batch 1 ~7 % faster, GoogLeNet and ResNet-50 ~2–4 % (across
+  processes, within this VM's noise). A model whose batch
   axis cannot be fixed (a reshape that hard-codes it) keeps the dynamic model alone, and
   :attr:`OpenVinoSession.static_batch` says ``None``. Costs a second compile and its memory.
 

@@ -26,11 +26,12 @@ Options (``SessionConfig.options``; unknown names are refused):
 
 ``threads`` maps to ``INFERENCE_NUM_THREADS``. A session is safe to call from several
 threads at once: each call borrows one infer request from a pool; :meth:`run_many` keeps
-every stream busy through OpenVINO's ``AsyncInferQueue``.
+several requests in flight (``start_async``/``wait``) so every stream is busy.
 """
 
 from __future__ import annotations
 
+import collections
 import queue
 from typing import Any, Mapping, Sequence
 
@@ -140,29 +141,62 @@ class OpenVinoSession:
         try:
             # share_inputs: the call is synchronous, so OpenVINO may read the caller's arrays in place
             request.infer(dict(feeds), share_inputs=True, share_outputs=False)
-            # copies: the next call on this request overwrites its output tensors
-            return [np.array(request.get_output_tensor(i).data, copy=True) for i in range(len(self.output_names))]
+            return self._outputs(request)
         except RuntimeError as exc:
             raise ModelError(f"openvino could not run the model: {exc}") from exc
         finally:
             pool.put(request)
 
     def run_many(self, many: Sequence[Mapping[str, np.ndarray]], jobs: int | None = None) -> list[list[np.ndarray]]:
-        """Run every feed dict, keeping ``jobs`` (default: the pool size) requests in flight."""
-        ov = _ov()
-        results: list[list[np.ndarray] | None] = [None] * len(many)
+        """Run every feed dict, keeping up to ``jobs`` (default: the pool size) requests in flight.
 
-        def done(request: Any, index: int) -> None:
-            results[index] = [np.array(request.get_output_tensor(i).data, copy=True)
-                              for i in range(len(self.output_names))]
+        Requests are borrowed from the session's pool and driven with ``start_async``/``wait``
+        from this thread. (OpenVINO's ``AsyncInferQueue`` with a Python callback was used before:
+        its queue could be torn down from its own callback thread, which aborted the process —
+        "Resource deadlock avoided" — in about 1 run in 5.)"""
+        if not many:
+            return []
+        pool = self._static_pool if all(self._fits_static(f) for f in many) else self._pool
+        assert pool is not None
+        want = max(1, min(jobs or self.num_requests, len(many)))
+        free = [pool.get()]                 # wait for one; take more only if they are idle now
+        while len(free) < want:
+            try:
+                free.append(pool.get_nowait())
+            except queue.Empty:
+                break
+        borrowed = list(free)
+        results: list[list[np.ndarray]] = [[] for _ in many]
+        inflight: collections.deque[tuple[Any, int]] = collections.deque()
+        try:
+            for index, feeds in enumerate(many):
+                if not free:
+                    request, done = inflight.popleft()
+                    request.wait()
+                    results[done] = self._outputs(request)
+                    free.append(request)
+                request = free.pop()
+                request.start_async(dict(feeds), share_inputs=True)   # ``many`` keeps the arrays alive
+                inflight.append((request, index))
+            while inflight:
+                request, done = inflight.popleft()
+                request.wait()
+                results[done] = self._outputs(request)
+        except RuntimeError as exc:
+            raise ModelError(f"openvino could not run the model: {exc}") from exc
+        finally:
+            for request, _ in inflight:     # an error left some running: let them finish first
+                try:
+                    request.wait()
+                except RuntimeError:
+                    pass
+            for request in borrowed:
+                pool.put(request)
+        return results
 
-        compiled = self._static if many and all(self._fits_static(f) for f in many) else self._compiled
-        jobs_queue = ov.AsyncInferQueue(compiled, jobs or self.num_requests)
-        jobs_queue.set_callback(done)
-        for index, feeds in enumerate(many):      # ``many`` keeps every array alive until wait_all()
-            jobs_queue.start_async(dict(feeds), index, share_inputs=True)
-        jobs_queue.wait_all()
-        return [r if r is not None else [] for r in results]
+    def _outputs(self, request: Any) -> list[np.ndarray]:
+        # copies: the next call on this request overwrites its output tensors
+        return [np.array(request.get_output_tensor(i).data, copy=True) for i in range(len(self.output_names))]
 
 
 class OpenVinoBackend:

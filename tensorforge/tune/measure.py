@@ -136,7 +136,7 @@ def duel(challenger: Any, incumbent: Any, *, rounds: int, round_s: float, warmup
 
     A challenger that lost each of the first :data:`GIVE_UP_AFTER` rounds below ``give_up_below``
     × the incumbent is "slower" at once (``Duel.stopped_early``), so the budget goes to candidates
-    that might win (every candidate it stopped in the benchmark runs sat at 0.27–0.66×)."""
+    that might win (the 22 it stopped in the final benchmark run sat at 0.28–0.83×)."""
     challenger.warm(warmup_s)
     incumbent.warm(warmup_s)
     ra: list[float] = []

@@ -219,6 +219,14 @@ class OpenVinoBackend:
     def notes(self) -> list[str]:
         return ["cpu only: OpenVINO's GPU plugin targets Intel GPUs, not CUDA"]
 
+    def native_precisions(self, device: str = "cpu") -> list[str]:
+        """Reduced float precisions this device computes natively (``"bf16"``, ``"f16"``), from the
+        plugin's ``OPTIMIZATION_CAPABILITIES``: BF16 on CPUs with AVX-512 BF16 or AMX, FP16 on
+        AMX-FP16 (and ARM) CPUs. Where one is absent the plugin would emulate it, slower than FP32."""
+        caps = {str(c).upper() for c in _ov().Core().get_property(_DEVICES.get(device, "CPU"),
+                                                                   "OPTIMIZATION_CAPABILITIES")}
+        return [name for name, cap in (("bf16", "BF16"), ("f16", "FP16")) if cap in caps]
+
     def create_session(self, model_bytes: bytes, config: SessionConfig) -> BackendSession:
         ov = _ov()
         device = _DEVICES.get(config.device)

@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                "  tensorforge build resnet50 --precision fp16 -o resnet50_fp16.tfe\n"
                "  tensorforge build model.onnx --precision int8 --calib images/ --calib-cache model.calib -o m8.tfe\n"
                "  tensorforge build mnist_cnn --precision int8 --calib mnist5k --accuracy-budget 1.0 -o mnist8.tfe\n"
-               "  tensorforge build resnet50 --precision int8 --calib random -o r50_int8.tfe   (speed only)",
+               "  tensorforge build resnet50 --precision int8 --calib random -o r50_int8.tfe   (speed only)\n"
+               "  tensorforge build mnist_cnn --optimize latency --eval-data mnist5k --accuracy-budget 1.0 -o m.tfe\n"
+               "  tensorforge build resnet50 --optimize throughput --max-batch 8 -o r50.tfe   (speed only)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="an ONNX file or a zoo model name (see `tensorforge zoo list`)")
     p.add_argument("-o", "--output", required=True, help="engine file to write, e.g. model.tfe")
@@ -36,9 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(default: cpu)")
     p.add_argument("--no-verify", action="store_true", help="skip the numerical check (not recommended)")
     q = p.add_argument_group("reduced precision")
-    q.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16", "int8", "best"),
+    q.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8", "best"),
                    help="fp32 (default); fp16/bf16 (checked against FP32, ~1e-2); int8 (QDQ, needs --calib); "
-                        "best (the fastest precision that stays within --accuracy-budget, never slower than FP32)")
+                        "best (the fastest precision that stays within --accuracy-budget, never slower than FP32). "
+                        "With --optimize: search only this precision")
     q.add_argument("--calib", metavar="DATA",
                    help="INT8 calibration data: a folder of images, a .npy/.npz file, a bundled dataset "
                         "(mnist5k, digits, sentences), or 'random' for a speed-only build")
@@ -83,6 +86,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--tune-cache", metavar="DIR", help="timing cache folder (default: $TENSORFORGE_CACHE_DIR/timing "
                                                        "or ~/.cache/tensorforge/timing)")
     t.add_argument("--no-tune-cache", action="store_true", help="neither read nor write the timing cache")
+    o = p.add_argument_group("the joint search (precision × backend × settings, under an accuracy budget)")
+    o.add_argument("--optimize", choices=("latency", "throughput"),
+                   help="search every precision (FP32; BF16/FP16 where a backend computes them natively; INT8 per "
+                        "channel and per tensor with each calibration method; mixed, with sensitive layers kept in "
+                        "FP32) on every backend that can run it, with each backend's settings; each candidate is "
+                        "scored against FP32 on --eval-data and the fastest within --accuracy-budget wins. Without "
+                        "--eval-data it optimizes for speed only and marks the engine 'accuracy unknown'. "
+                        "--precision and --backend/--tune-backends narrow it; --tune-budget bounds the timing")
+    o.add_argument("--pareto-plot", metavar="PNG", help="with --optimize: also draw speed vs accuracy loss of every "
+                   "candidate, the Pareto front and the pick, to this PNG file")
     p.add_argument("--report", metavar="JSON", help="also write the build report as JSON")
     p.set_defaults(func=_run)
 
@@ -93,18 +106,29 @@ def _run(args: argparse.Namespace) -> int:
     options = BuildOptions(calibration_preprocess=_preprocess(args), calibration_samples=args.calib_samples,
                            pipeline=args.pipeline, batch=args.batch, max_batch=args.max_batch, backend=args.backend,
                            device=args.device, threads=args.threads, verify=not args.no_verify,
-                           precision=args.precision, calibration=args.calib, calibration_method=args.calib_method,
+                           precision=args.precision or "fp32", calibration=args.calib,
+                           calibration_method=args.calib_method, optimize=args.optimize,
+                           precisions=(args.precision,) if args.optimize and args.precision not in (None, "best")
+                           else None,
                            calibration_cache=args.calib_cache, activations=args.activations,
                            keep_first_last=args.keep_first_last, accuracy_budget=args.accuracy_budget,
                            eval_data=args.eval_data, tune=args.tune, tune_budget_s=_seconds(args.tune_budget),
                            tune_batch=args.tune_batch, tune_cache=False if args.no_tune_cache else args.tune_cache,
                            tune_backends=tuple(b.strip() for b in args.tune_backends.split(",") if b.strip())
                            if args.tune_backends else None)
+    if args.pareto_plot and not args.optimize:
+        from ..errors import InputError
+
+        raise InputError("--pareto-plot draws the --optimize search: add --optimize latency|throughput")
     with console.status(f"building {args.model} ..."):
         _, report = build(args.model, args.output, options)
     print_report(report)
     if args.report:
         write_json(args.report, report.to_dict())
+    if args.pareto_plot and report.optimization:
+        from ..report.pareto import plot_front
+
+        console.print(f"wrote {plot_front(report.optimization, args.pareto_plot, title=report.name)}")
     return 0
 
 
@@ -187,6 +211,10 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
                       + ("[green]passed[/green]" if v.passed else "[red]FAILED[/red]"))
     _print_precision(report)
     _print_tuning(report)
+    if report.optimization is not None:
+        from ._optimize_fmt import print_optimization
+
+        print_optimization(report)
     if report.output:
         size = human_bytes(report.engine_bytes)
         console.print(f"wrote {report.output} ({size}) in {report.timings_s['total']:.1f} s")

@@ -66,6 +66,9 @@ class BuildOptions:
     tune_batch: int | None = None           # default: 1 for latency; --batch, else min(max batch, 8) for throughput
     tune_cache: Any = None                  # a directory, None for the default one, False for none
     tune_backends: tuple[str, ...] | None = None    # limit the search to these backends
+    # the joint search (tune/joint.py): precision × backend × settings under accuracy_budget, for an objective
+    optimize: str | None = None             # None | "latency" | "throughput"
+    precisions: tuple[str, ...] | None = None       # narrow optimize's precisions (default: all; or `precision`)
 
     def __post_init__(self) -> None:
         if self.batch is not None and self.max_batch is not None:
@@ -77,6 +80,12 @@ class BuildOptions:
             raise BuildError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
         if self.tune not in (None, "latency", "throughput"):
             raise BuildError(f"unknown tuning objective {self.tune!r}; use latency or throughput")
+        if self.optimize not in (None, "latency", "throughput"):
+            raise BuildError(f"unknown optimize objective {self.optimize!r}; use latency or throughput")
+        if self.optimize is not None and self.tune is not None:
+            raise BuildError("give optimize or tune, not both: optimize searches the settings too")
+        if self.precisions is not None and self.optimize is None:
+            raise BuildError("precisions narrows the optimize search; without optimize give precision")
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,7 @@ class BuildReport:
     precision_report: dict[str, Any] | None = None
     precision_check: dict[str, Any] | None = None
     tuning: dict[str, Any] | None = None
+    optimization: dict[str, Any] | None = None
     backend: str = "onnxruntime"
     backend_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -161,7 +171,7 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
     t0 = time.perf_counter()
     original, name, origin = resolve_source(source)
     device = resolve_device(options.device)
-    if options.tune is None or options.backend is not None:     # fail fast, before any work
+    if (options.tune is None and options.optimize is None) or options.backend is not None:   # fail fast
         backend = get_backend(backend_for_device(device, options.backend))
     timings["import"] = time.perf_counter() - t0
 
@@ -198,7 +208,16 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
                 "--pipeline none to skip graph passes, and please report the model")
 
     step = None
-    if options.precision != "fp32":
+    optimization = None
+    if options.optimize is not None:
+        from . import precision_step
+
+        t = time.perf_counter()
+        optimization = precision_step.optimize(optimized, options, device)
+        timings["optimize"] = time.perf_counter() - t
+        payload = optimization.model_bytes
+        optimized = onnx.load_from_string(payload)
+    elif options.precision != "fp32":
         from . import precision_step
 
         t = time.perf_counter()
@@ -210,7 +229,11 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
 
     tuning = None
     settings: dict[str, Any] = SessionConfig(device, options.threads).to_dict()
-    if options.tune is not None:
+    if optimization is not None:
+        winner = optimization.candidate
+        backend = get_backend(winner.backend)
+        settings = dict(winner.session_config(device).to_dict(), streams=winner.streams)
+    elif options.tune is not None:
         t = time.perf_counter()
         tuning = _tune(payload, optimized, options, device, step.precision if step else "fp32")
         timings["tune"] = time.perf_counter() - t
@@ -225,7 +248,8 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
         "inputs": [s.to_dict() for s in inputs],
         "outputs": [s.to_dict() for s in outputs],
         "max_batch": options.max_batch,
-        "precision": step.precision if step else "fp32",
+        "precision": optimization.precision if optimization else step.precision if step else "fp32",
+        "accuracy": _accuracy_record(optimization),
         "backend": {"name": backend.name, "versions": backend.versions(),
                     "settings": settings},
         "build": {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -234,7 +258,8 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
                   "notes": notes,
                   "verification": asdict(verification) if verification else None,
                   "precision": None if step is None else {"report": step.report, "check": step.check},
-                  "tuning": tuning.to_dict() if tuning else None,
+                  "tuning": tuning.to_dict() if tuning else optimization.tuning if optimization else None,
+                  "optimization": _without_tuning(optimization),
                   "summary": {"before": asdict(before), "after": asdict(after)}},
     }
     engine = Engine(manifest, payload)
@@ -250,11 +275,33 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
                          notes=notes, before=before, after=after, passes=[r.to_dict() for r in pass_reports],
                          verification=verification, timings_s={k: round(v, 3) for k, v in timings.items()},
                          engine_bytes=engine_bytes, warnings=step.warnings if step else [],
-                         precision=step.precision if step else "fp32",
+                         precision=manifest["precision"],
                          precision_report=step.report if step else None,
                          precision_check=step.check if step else None,
-                         tuning=tuning.to_dict() if tuning else None, backend=backend.name, backend_settings=settings)
+                         tuning=tuning.to_dict() if tuning else optimization.tuning if optimization else None,
+                         optimization=_without_tuning(optimization), backend=backend.name,
+                         backend_settings=settings)
     return engine, report
+
+
+def _accuracy_record(optimization: Any) -> dict[str, Any] | None:
+    """What the manifest says of the engine's accuracy: measured against FP32 on held-out data, or unknown."""
+    if optimization is None:
+        return None
+    chosen = optimization.chosen
+    if not optimization.accuracy_known:
+        return {"known": False, "why": "no held-out evaluation data: the build optimized for speed only",
+                "fidelity_on_random_inputs": chosen.score}
+    return {"known": True, "data": optimization.accuracy_data, "budget": optimization.budget,
+            "loss": chosen.loss, "loss_metric": optimization.loss_metric, "score": chosen.score}
+
+
+def _without_tuning(optimization: Any) -> dict[str, Any] | None:
+    if optimization is None:
+        return None
+    d = optimization.to_dict()
+    d.pop("tuning", None)       # the manifest's build.tuning / the report's tuning hold it
+    return d
 
 
 def _tune(payload: bytes, model: onnx.ModelProto, options: BuildOptions, device: str, precision: str) -> Any:

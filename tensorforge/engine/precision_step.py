@@ -132,3 +132,47 @@ def check_low_precision(fp32: onnx.ModelProto, low: onnx.ModelProto, precision: 
     tol = options.precision_rtol or LOW_PRECISION_RTOL[precision]
     return {"against": "the verified FP32 engine, random inputs", "batch": batch, "max_norm_err": worst,
             "tolerance": tol, "passed": worst <= tol}
+
+
+def optimize(model: onnx.ModelProto, options: Any, device: str, progress: Any = None) -> Any:
+    """The joint precision × backend × settings search (:mod:`tensorforge.tune.joint`) for a build.
+
+    Held-out data comes from ``options.eval_data`` (or the bundled dataset named by
+    ``options.calibration``); INT8 is calibrated on ``options.calibration``, else on the eval
+    dataset's calibration split, else on random inputs (speed only, said so)."""
+    from ..precision import AccuracyBudget
+    from ..tune.joint import OptimizeOptions
+    from ..tune.joint import optimize as joint_optimize
+
+    eval_data = resolve_eval_data(options.eval_data, model)
+    source = options.calibration
+    if source is None and isinstance(options.eval_data, str) and options.eval_data in BUNDLED:
+        source = options.eval_data
+    warnings: list[str] = []
+    if source is None and options.calibration_cache is None:
+        source = RANDOM_CALIBRATION
+        warnings.append("no calibration data given: INT8 candidates are calibrated on random inputs")
+    spec, eval_data, more = _calibration(source, model, options, eval_data)
+    warnings += more
+    if options.precisions is not None:
+        precisions = tuple(options.precisions)
+    elif options.precision in ("fp32", "best"):
+        precisions = None
+    else:
+        precisions = (options.precision,)
+    budget = None if options.accuracy_budget is None else AccuracyBudget.parse(options.accuracy_budget)
+    if options.tune_batch is not None:
+        batch = options.tune_batch
+    elif options.batch is not None:
+        batch = options.batch
+    else:
+        batch = 1 if options.optimize == "latency" else min(options.max_batch or 8, 8)
+    backends = options.tune_backends or ((options.backend,) if options.backend else None)
+    opts = OptimizeOptions(objective=options.optimize, batch=batch, budget_s=options.tune_budget_s, device=device,
+                           precisions=precisions, backends=backends, accuracy_budget=budget, calibration=spec,
+                           activations=options.activations, threads=options.threads, seed=options.seed,
+                           cache=options.tune_cache)
+    result = joint_optimize(model, opts, eval_data=eval_data, progress=progress)
+    result.notes[:0] = warnings
+    return result
+

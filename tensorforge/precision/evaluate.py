@@ -128,9 +128,11 @@ class AccuracyBudget:
         return asdict(self)
 
 
-def run_model(model_bytes: bytes, data: EvalData, *, threads: int | None = None) -> np.ndarray:
-    """The scored output of ``model_bytes`` over all batches, concatenated (ONNX Runtime, CPU)."""
-    session = get_backend("onnxruntime").create_session(model_bytes, SessionConfig("cpu", threads))
+def run_model(model_bytes: bytes, data: EvalData, *, threads: int | None = None, backend: str = "onnxruntime",
+              config: SessionConfig | None = None) -> np.ndarray:
+    """The scored output of ``model_bytes`` over all batches, concatenated (ONNX Runtime on the CPU,
+    or ``backend`` with ``config``: accuracy is a property of the kernels that compute it)."""
+    session = get_backend(backend).create_session(model_bytes, config or SessionConfig("cpu", threads))
     names = list(session.output_names)
     index = 0 if data.output is None else names.index(data.output) if data.output in names else -1
     if index < 0:

@@ -106,8 +106,11 @@ class TuneResult:
 
 
 def tune(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions = TuneOptions(),
-         progress: Callable[[str], None] | None = None) -> TuneResult:
-    """Tune ``model_bytes`` (an engine payload) for ``options.objective``; see the module docstring."""
+         progress: Callable[[str], None] | None = None, payloads: Payloads | None = None) -> TuneResult:
+    """Tune ``model_bytes`` (an engine payload) for ``options.objective``; see the module docstring.
+
+    ``payloads`` holds further model variants that candidates name in ``Candidate.variant``
+    (the joint precision search, :mod:`.joint`); ``model_bytes`` is then the baseline's."""
     say = progress or (lambda _msg: None)
     skipped: list[tuple[Candidate, str]] = []
     if options.candidates is not None:
@@ -120,7 +123,9 @@ def tune(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions 
     key = cache_key({"model": sha256(model_bytes), "objective": options.objective, "batch": options.tuning_batch,
                      "device": options.device, "precision": options.precision, "budget_s": options.budget_s,
                      "rounds": options.rounds, "min_gain": options.min_gain, "tolerance": options.tolerance,
-                     "candidates": [c.label for c in tried]})
+                     "candidates": [c.label for c in tried],
+                     "variants": None if payloads is None else {k: sha256(v) for k, v in payloads.models.items()},
+                     "never_win": None if payloads is None else sorted(payloads.never_win)})
     notes: list[str] = []
     if cache is not None:
         hit, note = cache.lookup(key, versions)
@@ -131,7 +136,7 @@ def tune(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions 
             result.cached, result.notes = True, notes
             return result
     t0 = time.perf_counter()
-    result = _search(model_bytes, inputs, options, tried, skipped, say)
+    result = _search(model_bytes, inputs, options, tried, skipped, say, payloads)
     result.elapsed_s = round(time.perf_counter() - t0, 2)
     if cache is not None:
         created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -153,15 +158,42 @@ def _versions(candidates: list[Candidate]) -> dict[str, str]:
     return versions
 
 
+@dataclass(frozen=True)
+class Payloads:
+    """The model payloads of a joint search, by variant name (``Candidate.variant``), with the
+    tolerance each is checked with against its own reference; ``never_win`` names candidates
+    (labels) that are timed for the record but may not take the incumbent's place (outside the
+    accuracy budget); ``expand(incumbent)`` gives more candidates once the list is done (the
+    winner's own settings to explore)."""
+
+    models: dict[str, bytes]
+    tolerances: dict[str, float]
+    never_win: frozenset[str] = frozenset()
+    expand: Callable[[Candidate], list[Candidate]] | None = None
+
+
 def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions, tried: list[Candidate],
-            skipped: list[tuple[Candidate, str]], say: Callable[[str], None]) -> TuneResult:
+            skipped: list[tuple[Candidate, str]], say: Callable[[str], None],
+            payloads: Payloads | None = None) -> TuneResult:
     deadline = time.perf_counter() + options.budget_s
-    batch, tol = options.tuning_batch, options.tolerance
+    batch = options.tuning_batch
     feeds = random_inputs(list(inputs), batch, seed=options.seed)
-    ref = get_backend("onnxruntime").create_session(
-        model_bytes, SessionConfig("cpu", None, {"graph_optimization_level": "disable"}))
-    reference = ref.run(feeds)
-    del ref
+    references: dict[str | None, list[np.ndarray]] = {}
+
+    def payload(cand: Candidate) -> tuple[bytes, float, list[np.ndarray]]:
+        """(model bytes, tolerance, reference outputs) of the candidate's variant."""
+        key = cand.variant
+        data = model_bytes if payloads is None or key is None else payloads.models[key]
+        tol = options.tolerance if payloads is None or key is None else payloads.tolerances[key]
+        if key not in references:
+            ref = get_backend("onnxruntime").create_session(
+                data, SessionConfig("cpu", None, {"graph_optimization_level": "disable"}))
+            references[key] = ref.run(feeds)
+            del ref
+        return data, tol, references[key]
+
+    tried = list(tried)
+    expanded = payloads is None or payloads.expand is None
     # per duel: two warm-ups and 2×rounds rounds; size the rounds so every candidate fits the budget
     round_s = float(np.clip(options.budget_s / max(1, len(tried)) / (2 * options.rounds + 4), 0.05, 0.5))
     warmup_s = round_s
@@ -171,11 +203,21 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
     chain = 1.0
     per_call_s = 0.0          # the incumbent's time per call, from the last duel
     contender: Any = None
+    i = 0
     try:
-        for cand in tried:
+        while True:
+            if i == len(tried) and not expanded and incumbent is not None and payloads is not None:
+                assert payloads.expand is not None
+                expanded = True
+                seen_labels = {c.label for c in tried}
+                tried += [c for c in payloads.expand(incumbent.candidate) if c.label not in seen_labels]
+            if i >= len(tried):
+                break
+            cand = tried[i]
+            i += 1
             row: dict[str, Any] = {"candidate": cand.label, "config": cand.to_dict(), "status": "", "reason": "",
                                    "throughput_sps": None, "p50_ms": None, "ratio": None, "noise_pct": None,
-                                   "max_err": None, "setup_s": None}
+                                   "max_err": None, "setup_s": None, "speedup_vs_baseline": None}
             rows.append(row)
             left = deadline - time.perf_counter()
             # a round runs at least one call and a warm-up at least two: at a large batch both outlast round_s
@@ -186,7 +228,8 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
                 continue
             say(f"trying {cand.label}")
             try:
-                contender = _open(cand, model_bytes, options, batch, feeds)
+                data, tol, reference = payload(cand)
+                contender = _open(cand, data, options, batch, feeds)
             except Exception as exc:     # any library's failure to build this candidate only rules it out
                 row.update(status="failed", reason=_short(exc))
                 continue
@@ -204,7 +247,7 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
                 continue
             if incumbent is None:
                 incumbent, incumbent_row = contender, row
-                row.update(status="baseline", ratio=1.0)
+                row.update(status="baseline", ratio=1.0, speedup_vs_baseline=1.0)
                 continue
             try:
                 d = duel(contender, incumbent, rounds=options.rounds, round_s=round_s, warmup_s=warmup_s,
@@ -215,7 +258,7 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
                 continue
             row.update(status=d.verdict, ratio=round(d.median_ratio, 4), noise_pct=round(d.noise_pct, 2),
                        throughput_sps=round(float(np.median(d.challenger_rates)), 3),
-                       p50_ms=round(d.challenger_p50_ms, 4))
+                       p50_ms=round(d.challenger_p50_ms, 4), speedup_vs_baseline=round(chain * d.median_ratio, 4))
             assert incumbent_row is not None
             if incumbent_row["throughput_sps"] is None:
                 incumbent_row.update(throughput_sps=round(float(np.median(d.incumbent_rates)), 3),
@@ -224,7 +267,20 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
             if d.stopped_early:
                 seen += f", stopped after {len(d.ratios)} rounds"
             per_call_s = batch * incumbent.candidate.streams / max(float(np.median(d.incumbent_rates)), 1e-9)
-            if d.verdict == "faster":
+            barred = payloads is not None and incumbent.candidate.label in payloads.never_win
+            if barred and cand.label not in (payloads.never_win if payloads else ()):
+                row["reason"] = (f"takes over from {seen} (×{d.median_ratio:.3f}, noise ±{d.noise_pct:.1f}%): "
+                                 "that one may not be chosen (outside the budget or the asked precisions)")
+                row["status"] = "faster" if d.verdict == "faster" else "takes over"
+                chain *= d.median_ratio
+                incumbent.close()
+                incumbent, incumbent_row = contender, row
+            elif d.verdict == "faster" and payloads is not None and cand.label in payloads.never_win:
+                row["status"] = "outside budget"
+                row["reason"] = (f"faster than {seen} ×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%), but its "
+                                 "accuracy is outside the budget: timed for the record, never chosen")
+                contender.close()
+            elif d.verdict == "faster":
                 row["reason"] = f"beat {seen} ×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)"
                 chain *= d.median_ratio
                 incumbent.close()
@@ -239,15 +295,20 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
     if incumbent is None or incumbent_row is None:
         reasons = "; ".join(f"{r['candidate']}: {r['reason']}" for r in rows)
         raise TuningError(f"no candidate ran the model correctly on device {options.device!r}: {reasons}")
+    if payloads is not None and incumbent.candidate.label in payloads.never_win:
+        incumbent.close()
+        raise TuningError("no candidate that may be chosen ran the model correctly in the budget (the others are "
+                          "outside the accuracy budget or the asked precisions): "
+                          + "; ".join(f"{r['candidate']}: {r['status']} {r['reason']}" for r in rows))
     incumbent_row["status"] = "winner"
     incumbent.close()
     for cand, reason in skipped:
         rows.append({"candidate": cand.label, "config": cand.to_dict(), "status": "skipped", "reason": reason,
                      "throughput_sps": None, "p50_ms": None, "ratio": None, "noise_pct": None, "max_err": None,
-                     "setup_s": None})
+                     "setup_s": None, "speedup_vs_baseline": None})
     return TuneResult(objective=options.objective, batch=batch, device=options.device, precision=options.precision,
                       winner=dict(incumbent_row["config"], label=incumbent_row["candidate"]), candidates=rows,
-                      speedup_vs_first=round(chain, 4), elapsed_s=0.0, tolerance=tol)
+                      speedup_vs_first=round(chain, 4), elapsed_s=0.0, tolerance=options.tolerance)
 
 
 def _open(cand: Candidate, model_bytes: bytes, options: TuneOptions, batch: int, feeds: dict[str, np.ndarray]) -> Any:

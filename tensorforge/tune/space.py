@@ -35,7 +35,9 @@ class Candidate:
     """One way to run the engine: backend, intra-op threads, backend options, concurrent streams.
 
     ``cost_s`` is a rough guess of the set-up time (compiling) the tuner checks against the
-    budget left before it tries the candidate; 0 for the cheap ones.
+    budget left before it tries the candidate; 0 for the cheap ones. ``variant`` names the
+    model payload it runs when the search holds several (the joint precision search:
+    ``"int8 per-channel entropy"``); None is the one payload of a plain tuning run.
     """
 
     backend: str
@@ -43,16 +45,23 @@ class Candidate:
     options: Mapping[str, Any] = field(default_factory=dict)
     streams: int = 1
     cost_s: float = 0.0
+    variant: str | None = None
+
+    def with_variant(self, variant: str, **options: Any) -> "Candidate":
+        """This candidate on another payload, with extra backend options (e.g. OpenVINO's
+        ``inference_precision``)."""
+        return Candidate(self.backend, self.threads, {**self.options, **options}, self.streams, self.cost_s, variant)
 
     @property
     def label(self) -> str:
-        parts = [self.backend]
+        parts = [f"[{self.variant}]"] if self.variant else []
+        parts.append(self.backend)
         if self.threads is not None:
             parts.append(f"threads={self.threads}")
         parts += [f"{k}={_text(v)}" for k, v in sorted(self.options.items())]
         if self.streams > 1:
             parts.append(f"streams={self.streams}")
-        if len(parts) == 1:
+        if len(parts) == (2 if self.variant else 1):
             parts.append("defaults")
         return " ".join(parts)
 
@@ -60,13 +69,17 @@ class Candidate:
         return SessionConfig(device=device, threads=self.threads, options=dict(self.options))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "threads": self.threads, "options": dict(self.options),
-                "streams": self.streams}
+        d = {"backend": self.backend, "threads": self.threads, "options": dict(self.options),
+             "streams": self.streams}
+        if self.variant is not None:
+            d["variant"] = self.variant
+        return d
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Candidate":
+        variant = data.get("variant")
         return cls(backend=str(data["backend"]), threads=data.get("threads"), options=dict(data.get("options", {})),
-                   streams=int(data.get("streams", 1)))
+                   streams=int(data.get("streams", 1)), variant=None if variant is None else str(variant))
 
 
 def _text(value: Any) -> str:
@@ -93,18 +106,12 @@ def default_space(objective: str, device: str = "cpu", *, backends: list[str] | 
     """
     if objective not in OBJECTIVES:
         raise InputError(f"unknown tuning objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
-    physical, logical = cores()
     wanted = backends or ["onnxruntime", "openvino", "torch"]
-    by_backend: dict[str, list[Candidate]] = {
-        "onnxruntime": _ort(objective, device, physical, logical),
-        "openvino": _openvino(objective, physical, batch),
-        "torch": _torch(device, physical, compile_budget),
-    }
     groups: list[list[Candidate]] = []
     skipped: list[tuple[Candidate, str]] = []
     for name in wanted:
-        group = by_backend.get(name, [Candidate(name)])
-        reason = _unusable(name, device)
+        group = backend_space(name, objective, device, batch=batch, compile_budget=compile_budget)
+        reason = unusable(name, device)
         if reason:
             skipped += [(c, reason) for c in group]
         else:
@@ -120,6 +127,20 @@ def default_space(objective: str, device: str = "cpu", *, backends: list[str] | 
     return tried, skipped
 
 
+def backend_space(name: str, objective: str, device: str = "cpu", *, batch: int | None = None,
+                  compile_budget: bool = True) -> list[Candidate]:
+    """One backend's candidates for ``objective``, its best bet first (a backend the space does
+    not know gets its defaults only)."""
+    physical, logical = cores()
+    if name == "onnxruntime":
+        return _ort(objective, device, physical, logical)
+    if name == "openvino":
+        return _openvino(objective, physical, batch)
+    if name == "torch":
+        return _torch(device, physical, compile_budget)
+    return [Candidate(name)]
+
+
 def _interleave(groups: list[list[Candidate]]) -> list[Candidate]:
     """Each backend's best bet first, then each one's second, and so on; costly compiles last.
 
@@ -131,7 +152,7 @@ def _interleave(groups: list[list[Candidate]]) -> list[Candidate]:
     return order + [c for g in groups for c in g if c.cost_s >= 10]
 
 
-def _unusable(name: str, device: str) -> str | None:
+def unusable(name: str, device: str) -> str | None:
     try:
         backend = get_backend(name)
     except BackendUnavailable as exc:

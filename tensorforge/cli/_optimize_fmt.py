@@ -35,16 +35,24 @@ def print_optimization(report: Any) -> None:
     table = Table(title=title)
     for col, justify in (("candidate", "left"), ("backend", "left"), ("computes in", "left"),
                          ("accuracy", "right"), (opt["loss_metric"], "right"), ("× ORT FP32", "right"),
-                         ("samples/s", "right"), ("status", "left")):
+                         ("status", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for p in sorted(opt["points"], key=_order):
+    unscored = [p for p in opt["points"] if p["status"] == "not scored"]
+    for p in sorted((p for p in opt["points"] if p["status"] != "not scored"), key=_order):
         loss = "—" if p["loss"] is None else (f"{p['loss']:+.2f}" if known else f"{p['loss']:.1e}")
-        speed = "—" if p["speedup"] is None else f"{p['speedup']:.2f}"
-        sps = "—" if p["throughput_sps"] is None else f"{p['throughput_sps']:.1f}"
+        speed = "—" if p["speedup"] is None else f"{p['speedup']:.2f}" + (
+            f" ±{p['noise_pct']:.0f}%" if p.get("noise_pct") else "")
         status = p["status"] + (f": {p['note']}" if p["note"] and p["status"] not in ("chosen", "front") else "")
-        table.add_row(p["name"], p["backend"], p["precision"], _accuracy(p), loss, speed, sps, status,
+        table.add_row(p["name"], p["backend"], p["precision"], _accuracy(p), loss, speed, status,
                       style=_STYLES.get(p["status"]))
     console.print(table)
+    if unscored:
+        console.print(f"  not scored: {len(unscored)} more (other calibration methods on "
+                      f"{', '.join(sorted({p['backend'] for p in unscored}))}; the most accurate method of each graph "
+                      "on onnxruntime was scored there)")
+    tuned = opt.get("timed_candidates")
+    if tuned:
+        console.print(f"  timing: {tuned}")
     chosen = opt["chosen"]
     console.print(f"pareto front (fastest first): {', '.join(opt['front']) or '—'}")
     what = (f"{opt['loss_metric']} {chosen['loss']:+.2f} within {opt['budget']}" if known and chosen["loss"] is not None

@@ -210,8 +210,9 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
                       f"max normalized error {v.max_norm_err:.2e} (tolerance {v.tolerance:.0e}) — "
                       + ("[green]passed[/green]" if v.passed else "[red]FAILED[/red]"))
     _print_precision(report)
-    _print_tuning(report)
-    if report.optimization is not None:
+    if report.optimization is None:
+        _print_tuning(report)
+    else:
         from ._optimize_fmt import print_optimization
 
         print_optimization(report)

@@ -127,7 +127,8 @@ class Point:
     loss: float | None = None            # top-1 drop in points, or 1 − mean cosine without labels
     within_budget: bool | None = None    # None: accuracy unknown (no held-out data) or not scored
     speedup: float | None = None         # samples/s ÷ the baseline's, paired and chained
-    throughput_sps: float | None = None
+    noise_pct: float | None = None       # the noise of the duel that timed it (half the range of its ratios)
+    throughput_sps: float | None = None  # in its duel (the machine's speed drifts between duels: compare speedup)
     timed_as: str | None = None          # the tuner row whose timing stands for this point
     status: str = ""                     # chosen | front | dominated | outside budget | not timed | failed
     note: str = ""
@@ -162,15 +163,38 @@ class OptimizeResult:
                 "precision": self.precision, "chosen": self.chosen.to_dict(),
                 "front": list(self.front), "points": [p.to_dict() for p in self.points],
                 "kept_fp32_layers": list(self.kept_fp32_layers), "calibration": self.calibration,
-                "tuning": self.tuning, "notes": list(self.notes), "elapsed_s": self.elapsed_s}
+                "timed_candidates": self.timing_summary(), "tuning": self.tuning, "notes": list(self.notes),
+                "elapsed_s": self.elapsed_s}
+
+    def timing_summary(self) -> str:
+        """"N candidates (backend × settings × variant): k timed, … skipped (budget)" from the tuner's rows."""
+        rows = self.tuning.get("candidates", [])
+        counts: dict[str, int] = {}
+        for row in rows:
+            key = "timed" if row["status"] in ("winner", "baseline", "faster", "slower", "same", "takes over",
+                                               "outside budget") else row["status"]
+            counts[key] = counts.get(key, 0) + 1
+        parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        seconds = self.tuning.get("elapsed_s", 0)
+        return f"{len(rows)} candidates (variant × backend × settings): {parts}; {seconds:.0f} s"
 
 
-def pareto_front(points: list[Point]) -> list[Point]:
-    """The points no other point beats on both speed (higher) and loss (lower), fastest first."""
+def _dominates(q: Point, p: Point, min_gain: float) -> bool:
+    """q is at least as accurate and at least as fast, and better in one beyond the timing noise."""
+    assert q.speedup is not None and p.speedup is not None and q.loss is not None and p.loss is not None
+    if q.loss > p.loss or q.speedup < p.speedup:
+        return False
+    margin = max(min_gain, (q.noise_pct or 0.0) / 100, (p.noise_pct or 0.0) / 100)
+    return q.loss < p.loss or q.speedup > p.speedup * (1 + margin)
+
+
+def pareto_front(points: list[Point], min_gain: float = 0.02) -> list[Point]:
+    """The points no other point beats on speed (higher, beyond the noise of their duels and
+    ``min_gain``) without losing accuracy, or on accuracy without losing speed; fastest first.
+    Speeds within the noise are a tie, so a pick the tuner kept over a faster-by-noise rival
+    stays on the front."""
     known = [p for p in points if p.speedup is not None and p.loss is not None]
-    front = [p for p in known if not any(
-        (q.speedup >= p.speedup and q.loss <= p.loss) and (q.speedup > p.speedup or q.loss < p.loss)  # type: ignore
-        for q in known)]
+    front = [p for p in known if not any(_dominates(q, p, min_gain) for q in known if q is not p)]
     return sorted(front, key=lambda p: -(p.speedup or 0.0))
 
 
@@ -488,6 +512,7 @@ def _place(points: list[Point], by_name: dict[str, _Variant], rows: list[dict[st
         if found is not None:
             row = found
             p.speedup, p.throughput_sps = row["speedup_vs_baseline"], row["throughput_sps"]
+            p.noise_pct = row.get("noise_pct")
             if p.timed_as is None:
                 p.timed_as = row["candidate"]
             else:
@@ -505,6 +530,7 @@ def _place(points: list[Point], by_name: dict[str, _Variant], rows: list[dict[st
     winner_row = next(r for r in rows if r["status"] == "winner")
     chosen.speedup = winner_row["speedup_vs_baseline"]
     chosen.throughput_sps = winner_row["throughput_sps"]
+    chosen.noise_pct = winner_row.get("noise_pct")
     chosen.timed_as = winner_row["candidate"]
     return chosen
 

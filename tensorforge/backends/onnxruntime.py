@@ -31,6 +31,24 @@ def _ort() -> Any:
     return onnxruntime
 
 
+def int8_saturates() -> bool:
+    """True on an x86 CPU without VNNI (no AVX512_VNNI, AVX_VNNI or AMX-INT8): there ONNX Runtime's
+    u8×s8 kernels multiply-add pairs with ``vpmaddubsw``, whose 16-bit sums saturate on 8-bit
+    weights, which costs accuracy (the shipped MNIST classifier lost 1.7 top-1 points here while
+    OpenVINO ran the same QDQ model exactly). ONNX Runtime's documented remedy is 7-bit weights
+    (``reduce_range``); hosts with VNNI need none."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool(flags) and not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags)
+
+
 class OrtSession:
     """An ``InferenceSession`` behind the :class:`BackendSession` protocol."""
 

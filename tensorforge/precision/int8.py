@@ -14,6 +14,8 @@ layers, and the accuracy search (:mod:`.guard`).
 * ``keep_first_last``: the first and last compute layers (Conv/Gemm/MatMul nearest the
   graph input and output) stay FP32 — a classic remedy for accuracy;
 * ``keep_nodes``: further nodes to leave in FP32 (the guard's fallbacks);
+* ``reduce_range``: 7-bit weights; by default on x86 CPUs without VNNI, whose u8×s8 kernels
+  saturate 16-bit intermediate sums (ONNX Runtime's own remedy);
 * nodes touching a tensor whose range reaches ±1e9 (attention-mask sentinels such as
   float32's minimum) stay FP32 by themselves: no INT8 scale can represent them.
 
@@ -50,6 +52,7 @@ class Int8Options:
     keep_first_last: bool = False
     keep_nodes: tuple[str, ...] = ()
     op_types: tuple[str, ...] | None = None   # None: see default_op_types
+    reduce_range: bool | None = None          # 7-bit weights; None: where this host's u8×s8 kernels saturate
 
     def __post_init__(self) -> None:
         if self.activations not in ("uint8", "int8"):
@@ -58,6 +61,16 @@ class Int8Options:
     @property
     def unsigned(self) -> bool:
         return self.activations == "uint8"
+
+    def weights_7bit(self) -> bool:
+        """Whether weights are quantized to 7 bits: as asked, else on a CPU whose INT8 kernels saturate
+        (:func:`tensorforge.backends.onnxruntime.int8_saturates`; signed activations are shifted to
+        unsigned there and meet the same u8×s8 instruction)."""
+        if self.reduce_range is not None:
+            return self.reduce_range
+        from ..backends.onnxruntime import int8_saturates
+
+        return int8_saturates()
 
 
 _TRANSFORMER_MARKS = ("LayerNormalization", "Softmax", "SkipLayerNormalization", "Attention")
@@ -174,7 +187,7 @@ def quantize_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
     logger.setLevel(logging.ERROR)
     try:
         shaped = save_and_reload_model_with_shape_infer(m)
-        quantizer = QDQQuantizer(shaped, options.per_channel, False, QuantType.QInt8,
+        quantizer = QDQQuantizer(shaped, options.per_channel, options.weights_7bit(), QuantType.QInt8,
                                  QuantType.QInt8 if signed else QuantType.QUInt8, tensors, [], exclude, op_types,
                                  {"ActivationSymmetric": signed, "WeightSymmetric": True})
         quantizer.quantize_model()

@@ -4,9 +4,11 @@ Given a conversion ``convert(keep_fp32) -> model`` (INT8, FP16 or BF16 with some
 left in FP32), the candidate layers, held-out data and a budget:
 
 1. convert everything; if the budget holds on the held-out data, done;
-2. otherwise measure each layer's **sensitivity**: convert only that layer (all other
-   candidates kept FP32) and take ``1 − mean cosine`` of the output against FP32 on a
-   small probe (the first ``probe_samples`` held-out samples);
+2. otherwise rank the layers with :func:`.sensitivity.layer_sensitivity` on a small probe
+   (the first ``probe_samples`` held-out samples): each layer converted alone (all other
+   candidates kept FP32), ordered by top-1 drop when the data has labels, then ``1 − mean
+   cosine`` of the output against FP32, then the error of the layer's own output — the
+   same ranking ``tensorforge sensitivity`` prints;
 3. keep the ``k`` most sensitive layers in FP32 for ``k`` = 1, 2, 3, 4, 6, 8, 12, 16 …
    (about ×1.5 a step) and re-score on the whole held-out set; the first ``k`` within
    budget wins;
@@ -25,11 +27,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 import onnx
 
 from .evaluate import AccuracyBudget, EvalData, Score, run_model, score
-from .metrics import cosine_rows
+from .sensitivity import LayerSensitivity, layer_sensitivity
 
 __all__ = ["GuardResult", "run_guard", "fallback_schedule"]
 
@@ -47,10 +48,12 @@ class GuardResult:
     message: str
     sensitivity: dict[str, float] = field(default_factory=dict)     # layer -> 1 - cosine when alone converted
     steps: list[dict[str, Any]] = field(default_factory=list)       # each tried k and its score
+    ranking: list[LayerSensitivity] = field(default_factory=list)   # the full rows, most sensitive first
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("model")
+        d["ranking"] = [r.to_dict() for r in self.ranking]
         return d
 
 
@@ -80,15 +83,9 @@ def run_guard(fp32_model: onnx.ModelProto, convert: Convert, layers: list[str], 
     if ok:
         return GuardResult(True, model, [], fp32_score, got, budget.describe(),
                            f"within budget with no fallback: {why}", steps=steps)
-    probe = data.head(probe_samples)
-    probe_ref = ref[:probe.samples]
-    all_layers = frozenset(layers)
-    sensitivity: dict[str, float] = {}
-    for layer in layers:
-        alone = convert(all_layers - {layer})
-        out = run_model(alone.SerializeToString(), probe, threads=threads)
-        sensitivity[layer] = float(1.0 - np.mean(cosine_rows(out, probe_ref)))
-    order = sorted(layers, key=lambda n: (-sensitivity[n], layers.index(n)))
+    ranked = layer_sensitivity(fp32_model, convert, layers, data, probe_samples=probe_samples, threads=threads,
+                               reference=ref)
+    order, sensitivity = ranked.order, ranked.cosine_loss
     for k in fallback_schedule(len(order)):
         keep = frozenset(order[:k])
         if k == len(order):
@@ -97,9 +94,9 @@ def run_guard(fp32_model: onnx.ModelProto, convert: Convert, layers: list[str], 
         if ok:
             return GuardResult(True, model, order[:k], fp32_score, got, budget.describe(),
                                f"within budget with {k} of {len(order)} layers kept in FP32: {why}",
-                               sensitivity=sensitivity, steps=steps)
+                               sensitivity=sensitivity, steps=steps, ranking=ranked.rows)
     last = steps[-1]["score"] if steps else None
     return GuardResult(False, None, list(order), fp32_score, Score(**last) if last else None, budget.describe(),
                        f"the budget ({budget.describe()}) cannot be met short of keeping every layer in FP32 "
                        f"(with the most layers in FP32 tried: {why}); keeping FP32",
-                       sensitivity=sensitivity, steps=steps)
+                       sensitivity=sensitivity, steps=steps, ranking=ranked.rows)

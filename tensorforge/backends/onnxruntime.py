@@ -37,14 +37,10 @@ def int8_saturates() -> bool:
     weights, which costs accuracy (the shipped MNIST classifier lost 1.7 top-1 points here while
     OpenVINO ran the same QDQ model exactly). ONNX Runtime's documented remedy is 7-bit weights
     (``reduce_range``); hosts with VNNI need none."""
-    import platform
+    from ..core.host import is_x86, isa_flags
 
-    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
-        return False
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
-    except OSError:
+    flags = isa_flags()
+    if not is_x86():
         return False
     return bool(flags) and not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags)
 

@@ -15,26 +15,7 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
-# ISA features that change which kernels a CPU library picks; the rest of /proc/cpuinfo is noise.
-_ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-              "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
-              "asimd", "asimdhp", "asimddp", "sve", "sve2", "i8mm", "bf16")
-
-
-def _cpuinfo() -> tuple[str, list[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("model name", "Model", "cpu model") and value.strip():
-                    model = value.strip()
-                elif key in ("flags", "Features"):
-                    flags.update(value.split())
-    except OSError:
-        pass
-    return model, [f for f in _ISA_FLAGS if f in flags]
+from ..core.host import cpu_model, isa_flags
 
 
 def _gpus() -> list[str]:
@@ -54,7 +35,7 @@ def _gpus() -> list[str]:
 def host_fingerprint() -> dict[str, Any]:
     import psutil
 
-    model, flags = _cpuinfo()
+    model, flags = cpu_model(), isa_flags()
     return {
         "cpu_model": model,
         "isa_flags": flags,

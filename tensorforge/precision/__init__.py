@@ -10,19 +10,23 @@ call the build uses::
                                     eval_data=EvalData(held_out_batches, labels))
     report.precision, report.kept_fp32_layers, report.accuracy
 
-Modules: ``calibration`` (data sources, preprocessing), ``histogram`` + ``methods``
-(minmax, entropy, percentile, mse), ``collect`` (activation histograms), ``cache``
-(calibration cache file), ``int8`` (QDQ via ONNX Runtime's quantizer), ``fp16`` (FP16 and
+Modules: ``calibration`` (data sources, preprocessing, streaming), ``histogram`` + ``methods``
+(minmax, entropy, percentile, mse), ``collect`` (activation histograms), ``histfile`` (the
+histogram file every method reuses), ``histpass`` (one pass → :class:`HistogramSet`, or the
+file reused), ``cache`` (calibration cache file), ``int8`` (QDQ via ONNX Runtime's quantizer), ``fp16`` (FP16 and
 BF16), ``metrics`` + ``evaluate`` (top-k, fidelity, budgets), ``guard``, ``report``, ``api``.
 """
 
 from __future__ import annotations
 
 from .api import PRECISIONS, CalibrationSpec, PrecisionOptions, apply_precision, calibrate, default_measure
-from .calibration import CalibrationData, Preprocess, load_calibration_data
+from .calibration import CalibrationData, CalibrationStream, Preprocess, iter_calibration_batches, load_calibration_data
 from .evaluate import AccuracyBudget, EvalData, Score
+from .histfile import HistogramSet, load_histograms, save_histograms
+from .histpass import calibration_histograms, model_key
 from .report import CandidateReport, PrecisionReport
 
-__all__ = ["PRECISIONS", "AccuracyBudget", "CalibrationData", "CalibrationSpec", "CandidateReport", "EvalData",
-           "Preprocess", "PrecisionOptions", "PrecisionReport", "Score", "apply_precision", "calibrate",
-           "default_measure", "load_calibration_data"]
+__all__ = ["PRECISIONS", "AccuracyBudget", "CalibrationData", "CalibrationSpec", "CalibrationStream", "CandidateReport",
+           "EvalData", "HistogramSet", "Preprocess", "PrecisionOptions", "PrecisionReport", "Score", "apply_precision",
+           "calibrate", "calibration_histograms", "default_measure", "iter_calibration_batches",
+           "load_calibration_data", "load_histograms", "model_key", "save_histograms"]

@@ -32,13 +32,12 @@ from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
 from ..engine.inputs import io_specs, random_inputs
 from ..errors import BuildError, CalibrationError
-from ..graph.io import model_hash
 from .cache import CalibrationCache, load_cache, save_cache
-from .calibration import CalibrationData, Preprocess, load_calibration_data
-from .collect import collect_histograms, ranges_from_histograms
+from .calibration import CalibrationData, Preprocess
 from .evaluate import AccuracyBudget, EvalData, check_disjoint, run_model, score
 from .fp16 import compute_in_fp32, convert_float, ensure_node_names, missing_kernels
 from .guard import run_guard
+from .histpass import calibration_data, model_key, obtain_histograms
 from .int8 import Int8Options, compute_layers, first_last_layers, layer_groups, quantize_qdq
 from .methods import METHODS
 from .report import CandidateReport, PrecisionReport
@@ -52,7 +51,10 @@ Measure = Callable[[bytes], float]
 @dataclass(frozen=True)
 class CalibrationSpec:
     """Where INT8 ranges come from: data (folder, .npy/.npz, array, iterable, or a
-    :class:`CalibrationData`), preprocessing, the method, and an optional cache file."""
+    :class:`CalibrationData`), preprocessing, the method, an optional ranges cache file
+    (``cache_path``: one method's ranges) and an optional histogram file (``histograms``: every
+    activation's histogram, from which any method's ranges derive with no model run — reused when
+    it exists and was made for this model, written after the pass when missing; see :mod:`.histpass`)."""
 
     data: Any = None
     preprocess: Preprocess = Preprocess()
@@ -62,12 +64,19 @@ class CalibrationSpec:
     batch_size: int = 32
     num_bins: int = 2048
     cache_path: str | os.PathLike[str] | None = None
+    histograms: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise CalibrationError(f"unknown calibration method {self.method!r}; use one of {', '.join(METHODS)}")
-        if self.data is None and self.cache_path is None:
-            raise CalibrationError("calibration needs data (a folder, .npy/.npz, arrays) or an existing cache file")
+        if self.data is None and self.cache_path is None and self.histograms is None:
+            raise CalibrationError("calibration needs data (a folder, .npy/.npz, arrays), an existing cache file "
+                                   "(cache_path) or an existing histogram file (histograms)")
+        for label, value in (("max_samples", self.max_samples), ("batch_size", self.batch_size)):
+            if value < 1:
+                raise CalibrationError(f"{label} must be >= 1, got {value}")
+        if self.num_bins < 2 or self.num_bins % 2:
+            raise CalibrationError(f"num_bins must be an even number >= 2, got {self.num_bins}; 2048 is the default")
 
 
 @dataclass(frozen=True)
@@ -101,40 +110,41 @@ class PrecisionOptions:
 
 def calibrate(model: onnx.ModelProto, spec: CalibrationSpec, activations: str = "uint8", *,
               threads: int | None = None) -> tuple[dict[str, tuple[float, float]], dict[str, Any], list[dict]]:
-    """(ranges, calibration report, calibration batches). Uses/refreshes ``spec.cache_path``."""
+    """(ranges, calibration report, calibration batches). Uses/refreshes ``spec.cache_path`` (ranges) and
+    ``spec.histograms`` (histograms: reused with no model run when present and made for this model —
+    ``info["histograms"] == "reused"`` — written after the pass when missing). The batches are the
+    calibration feeds read into memory here, for the accuracy guard's disjointness check; ``[]`` when
+    none were (ranges from a cache or histogram file, with no data or data not in memory)."""
     t0 = time.perf_counter()
-    digest = model_hash(model)
+    digest = model_key(model)
     data: CalibrationData | None = None
-    if spec.data is not None:
-        data = spec.data if isinstance(spec.data, CalibrationData) else load_calibration_data(
-            spec.data, io_specs(model)[0], spec.preprocess, batch_size=spec.batch_size, max_samples=spec.max_samples)
     info: dict[str, Any] = {"method": spec.method, "percentile": spec.percentile if spec.method == "percentile"
                             else None, "activations": activations, "cache": None}
     if spec.cache_path is not None and os.path.exists(spec.cache_path):
         cache = load_cache(spec.cache_path, model_sha256=digest)      # refuses another model
+        data = calibration_data(model, spec) if spec.data is not None else None
         same_data = data is None or data.fingerprint == cache.data_fingerprint
         if cache.matches(spec.method, spec.percentile, activations) and same_data:
             info.update(cache="hit", path=os.fspath(spec.cache_path), samples=cache.samples,
                         source=cache.data_source, fingerprint=cache.data_fingerprint,
                         seconds=round(time.perf_counter() - t0, 3))
             return cache.ranges, info, data.batches if data else []
-        if data is None:
+        if data is None and (spec.histograms is None or not os.path.exists(spec.histograms)):
             raise CalibrationError(f"calibration cache {os.fspath(spec.cache_path)!r} holds {cache.method} ranges "
                                    f"for {cache.activations} activations; {spec.method}/{activations} was asked and "
-                                   "no calibration data was given to recompute")
+                                   "no calibration data (or histogram file) was given to recompute")
         info["cache"] = "stale (other data or settings): recalibrated"
-    if data is None:
-        raise CalibrationError(f"no calibration data and no cache at {spec.cache_path!s}")
-    hists = collect_histograms(model, data.batches, num_bins=spec.num_bins, threads=threads)
-    ranges = ranges_from_histograms(hists, spec.method, percentile=spec.percentile, unsigned=activations == "uint8")
+    hists, hinfo, data = obtain_histograms(model, spec, digest=digest, threads=threads, data=data, keep=True)
+    ranges = hists.ranges(spec.method, percentile=spec.percentile, unsigned=activations == "uint8")
     if spec.cache_path is not None:
-        save_cache(spec.cache_path, CalibrationCache(digest, spec.method, spec.percentile, activations, data.samples,
-                                                     data.fingerprint, data.source, ranges))
+        save_cache(spec.cache_path, CalibrationCache(digest, spec.method, spec.percentile, activations, hists.samples,
+                                                     hists.data_fingerprint, hists.data_source, ranges))
         info["cache"] = info["cache"] or "written"
         info["path"] = os.fspath(spec.cache_path)
-    info.update(samples=data.samples, source=data.source, fingerprint=data.fingerprint, tensors=len(ranges),
-                seconds=round(time.perf_counter() - t0, 3))
-    return ranges, info, data.batches
+    info.update(hinfo)
+    info.update(samples=hists.samples, source=hists.data_source, fingerprint=hists.data_fingerprint,
+                tensors=len(ranges), seconds=round(time.perf_counter() - t0, 3))
+    return ranges, info, data.batches if data is not None else []
 
 
 def default_measure(model: onnx.ModelProto, eval_data: EvalData | None, *, threads: int | None = None,

@@ -13,6 +13,9 @@ Every batch is checked against the model's inputs (names, rank, fixed dims, dtyp
 a mismatch raises :class:`CalibrationError` saying what was found, what the model
 wants, and which preprocessing option fixes it.
 
+:func:`iter_calibration_batches` streams the batches (bounded memory, however many samples);
+:func:`load_calibration_data` keeps them all (what the accuracy guard's disjointness check needs).
+
 Example::
 
     data = load_calibration_data("calib_images/", model_inputs,
@@ -27,14 +30,15 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ..engine.format import TensorSpec
 from ..errors import CalibrationError
 
-__all__ = ["Preprocess", "CalibrationData", "load_calibration_data", "IMAGE_SUFFIXES"]
+__all__ = ["Preprocess", "CalibrationData", "CalibrationStream", "iter_calibration_batches", "load_calibration_data",
+           "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -163,12 +167,8 @@ def _as_feed(item: Any, specs: Sequence[TensorSpec], i: int) -> dict[str, Any]:
 
 
 def _fit(feed: dict[str, Any], specs: Sequence[TensorSpec], pre: Preprocess, where: str) -> dict[str, np.ndarray]:
-    """Add a batch axis to single samples, apply layout/normalization, check against the specs."""
-    names = [s.name for s in specs]
-    missing, extra = [n for n in names if n not in feed], sorted(set(feed) - set(names))
-    if missing:
-        raise CalibrationError(f"{where}: missing model input(s) {missing}; the model's inputs are {names}"
-                               + (f" (got {extra})" if extra else ""))
+    """Add a batch axis to single samples, apply layout/normalization, check against the specs (the
+    inputs' presence was checked by :func:`_with_batch_axis`)."""
     out = {}
     for spec in specs:
         arr = np.asarray(feed[spec.name])
@@ -207,24 +207,24 @@ def _fit(feed: dict[str, Any], specs: Sequence[TensorSpec], pre: Preprocess, whe
 
 
 def _read_npz(path: Path, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
+    names = [s.name for s in specs]
     try:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+            keys = list(z.files)
+            data_keys = [k for k in keys if k not in ("labels", "label", "y", "targets")]
+            if all(n in keys for n in names):          # only the arrays the model reads are loaded
+                return {n: z[n] for n in names}
+            if len(specs) == 1 and len(data_keys) == 1:
+                return {names[0]: z[data_keys[0]]}
     except (OSError, ValueError) as exc:
         raise CalibrationError(f"cannot read {str(path)!r} as .npz without pickle: {exc}") from exc
-    names = [s.name for s in specs]
-    if all(n in arrays for n in names):
-        return {n: arrays[n] for n in names}
-    data_keys = [k for k in arrays if k not in ("labels", "label", "y", "targets")]
-    if len(specs) == 1 and len(data_keys) == 1:
-        return {names[0]: arrays[data_keys[0]]}
-    raise CalibrationError(f"{str(path)!r} holds arrays {sorted(arrays)}; name them after the model's inputs "
+    raise CalibrationError(f"{str(path)!r} holds arrays {sorted(keys)}; name them after the model's inputs "
                            f"{names} (extra keys such as 'labels' are ignored)")
 
 
 def _read_npy(path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)     # rows are read as they are taken
     except (OSError, ValueError) as exc:
         raise CalibrationError(f"cannot read {str(path)!r} as .npy without pickle: {exc}") from exc
 
@@ -262,35 +262,130 @@ def _read_file(path: Path, specs: Sequence[TensorSpec], pre: Preprocess) -> Any:
     raise CalibrationError(f"unsupported calibration file {str(path)!r}; use images, .npy or .npz")
 
 
+def _with_batch_axis(feed: dict[str, Any], specs: Sequence[TensorSpec], where: str) -> tuple[dict[str, Any], int]:
+    """The item's arrays with a batch axis (a single sample gets one), and its row count; arrays stay
+    as given (a memory-mapped ``.npy`` is not read here), so only the rows taken are ever converted."""
+    names = [s.name for s in specs]
+    missing, extra = [n for n in names if n not in feed], sorted(set(feed) - set(names))
+    if missing:
+        raise CalibrationError(f"{where}: missing model input(s) {missing}; the model's inputs are {names}"
+                               + (f" (got {extra})" if extra else ""))
+    arrays: dict[str, Any] = {}
+    for spec in specs:
+        arr = feed[spec.name] if isinstance(feed[spec.name], np.ndarray) else np.asarray(feed[spec.name])
+        arrays[spec.name] = arr[None] if arr.ndim == len(spec.shape) - 1 else arr
+    if any(a.ndim == 0 for a in arrays.values()):
+        return arrays, -1                  # no batch axis at all
+    rows = {k: int(a.shape[0]) for k, a in arrays.items()}
+    if len(set(rows.values())) > 1:
+        raise CalibrationError(f"{where}: inputs disagree on the batch size {rows}")
+    return arrays, next(iter(rows.values()))
+
+
+class CalibrationStream:
+    """Checked feed dicts of ``batch_size`` samples each (the last may hold fewer), read one batch at a time.
+
+    At most one batch, the rows carried over to the next, and the slice of the item being read are in
+    memory at once, however many samples the source holds; ``.npy`` files are memory-mapped. Once the
+    stream is exhausted, ``samples``, ``source`` and ``fingerprint`` (sha256 over the feeds' names,
+    shapes, dtypes and bytes, computed as the rows go by) describe what was read. A stream is read once.
+
+    Example::
+
+        stream = iter_calibration_batches("calib.npy", model_inputs, batch_size=32, max_samples=100_000)
+        for feeds in stream:
+            session.run(feeds)
+        stream.samples, stream.fingerprint
+    """
+
+    def __init__(self, source: Any, specs: Sequence[TensorSpec], preprocess: Preprocess = Preprocess(), *,
+                 batch_size: int = 32, max_samples: int = 512) -> None:
+        if batch_size < 1 or max_samples < 1:
+            raise CalibrationError(f"batch_size and max_samples must be >= 1, got batch_size={batch_size}, "
+                                   f"max_samples={max_samples}")
+        self.specs = list(specs)
+        self.preprocess, self.batch_size, self.max_samples = preprocess, batch_size, max_samples
+        self._items, self.source = _source_items(source, self.specs, preprocess)
+        self.samples = 0
+        self._fingerprint: str | None = None
+        self._started = False
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            raise CalibrationError("the calibration data's fingerprint is known once the stream has been read to "
+                                   "its end")
+        return self._fingerprint
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        if self._started:
+            raise CalibrationError(f"this calibration stream over {self.source} was already read; make a new one "
+                                   "with iter_calibration_batches to read the data again")
+        self._started = True
+        return self._batches()
+
+    def _batches(self) -> Iterator[dict[str, np.ndarray]]:
+        names = [s.name for s in self.specs]
+        hashes = {n: hashlib.sha256() for n in names}
+        tails: dict[str, tuple[tuple[int, ...], str]] = {}      # per input: (shape past the batch axis, dtype)
+        pending: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        held = 0
+        for i, item in enumerate(self._items):
+            if self.samples + held >= self.max_samples:
+                break
+            pre = Preprocess() if isinstance(item, _Prepared) else self.preprocess   # images: done on reading
+            where = f"calibration item {i} from {self.source}"
+            arrays, rows = _with_batch_axis(_as_feed(item, self.specs, i), self.specs, where)
+            if rows < 0:
+                _fit(arrays, self.specs, pre, where)        # says what is wrong with the rank
+                raise CalibrationError(f"{where}: the inputs have no batch axis; calibration runs batches of samples")
+            take = min(rows, self.max_samples - self.samples - held)
+            for start in range(0, take, self.batch_size):
+                stop = min(start + self.batch_size, take)
+                feed = _fit({k: a[start:stop] for k, a in arrays.items()}, self.specs, pre, where)
+                for k, v in feed.items():
+                    tail = (tuple(v.shape[1:]), str(v.dtype))
+                    if tails.setdefault(k, tail) != tail:
+                        raise CalibrationError(f"{where}: input {k!r} has samples of shape {v.shape[1:]}, earlier "
+                                               f"items had {tails[k][0]}; give samples of one shape (pad them)")
+                    hashes[k].update(v.data)
+                    pending[k].append(v)
+                held += next(iter(feed.values())).shape[0]
+                while held >= self.batch_size:
+                    yield self._emit(pending, self.batch_size)
+                    held -= self.batch_size
+        if held:
+            yield self._emit(pending, held)
+        if self.samples == 0:
+            raise CalibrationError(f"no calibration samples in {self.source}")
+        digest = hashlib.sha256()
+        for k in sorted(names):
+            digest.update(k.encode() + str((self.samples,) + tails[k][0]).encode() + tails[k][1].encode())
+            digest.update(hashes[k].digest())
+        self._fingerprint = digest.hexdigest()
+
+    def _emit(self, pending: dict[str, list[np.ndarray]], rows: int) -> dict[str, np.ndarray]:
+        batch = {}
+        for k, parts in pending.items():
+            whole = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+            batch[k] = np.ascontiguousarray(whole[:rows])
+            pending[k] = [whole[rows:]] if whole.shape[0] > rows else []
+        self.samples += rows
+        return batch
+
+
+def iter_calibration_batches(source: Any, specs: Sequence[TensorSpec], preprocess: Preprocess = Preprocess(), *,
+                             batch_size: int = 32, max_samples: int = 512) -> CalibrationStream:
+    """Stream calibration data as checked, batched feed dicts (see :class:`CalibrationStream`)."""
+    return CalibrationStream(source, specs, preprocess, batch_size=batch_size, max_samples=max_samples)
+
+
 def load_calibration_data(source: Any, specs: Sequence[TensorSpec], preprocess: Preprocess = Preprocess(), *,
                           batch_size: int = 32, max_samples: int = 512) -> CalibrationData:
-    """Read, preprocess, check and batch calibration data for a model with inputs ``specs``."""
-    if batch_size < 1 or max_samples < 1:
-        raise CalibrationError("batch_size and max_samples must be >= 1")
-    items, label = _source_items(source, specs, preprocess)
-    chunks: dict[str, list[np.ndarray]] = {s.name: [] for s in specs}
-    n = 0
-    for i, item in enumerate(items):
-        pre = Preprocess() if isinstance(item, _Prepared) else preprocess   # images are preprocessed on reading
-        feed = _fit(_as_feed(item, specs, i), specs, pre, where=f"calibration item {i} from {label}")
-        rows = next(iter(feed.values())).shape[0]
-        if any(v.shape[0] != rows for v in feed.values()):
-            raise CalibrationError(f"calibration item {i}: inputs disagree on the batch size "
-                                   f"{ {k: v.shape[0] for k, v in feed.items()} }")
-        take = min(rows, max_samples - n)
-        for k, v in feed.items():
-            chunks[k].append(v[:take])
-        n += take
-        if n >= max_samples:
-            break
-    if n == 0:
-        raise CalibrationError(f"no calibration samples in {label}")
-    full = {k: np.concatenate(v, axis=0) if len(v) > 1 else v[0] for k, v in chunks.items()}
-    digest = hashlib.sha256()
-    for k in sorted(full):
-        digest.update(k.encode())
-        digest.update(str(full[k].shape).encode() + str(full[k].dtype).encode())
-        digest.update(full[k].tobytes())
-    batches = [{k: v[i:i + batch_size] for k, v in full.items()} for i in range(0, n, batch_size)]
-    notes = [f"{n} calibration samples from {label}"]
-    return CalibrationData(batches=batches, samples=n, source=label, fingerprint=digest.hexdigest(), notes=notes)
+    """Read, preprocess, check and batch calibration data for a model with inputs ``specs``, all in memory
+    (the same batches and fingerprint as :func:`iter_calibration_batches`, which keeps none)."""
+    stream = iter_calibration_batches(source, specs, preprocess, batch_size=batch_size, max_samples=max_samples)
+    batches = list(stream)
+    notes = [f"{stream.samples} calibration samples from {stream.source}"]
+    return CalibrationData(batches=batches, samples=stream.samples, source=stream.source,
+                           fingerprint=stream.fingerprint, notes=notes)

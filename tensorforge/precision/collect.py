@@ -8,12 +8,15 @@ ranges (:func:`ranges_from_histograms`).
 
 Example::
 
-    hists = collect_histograms(model, data.batches)
+    hists = collect_histograms(model, data.batches)      # or any iterable: iter_calibration_batches(...)
     ranges = ranges_from_histograms(hists, "entropy")     # {tensor: (low, high)}
 """
 
 from __future__ import annotations
 
+from typing import Iterable, Mapping
+
+import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
@@ -49,8 +52,11 @@ def activation_tensors(model: onnx.ModelProto) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def collect_histograms(model: onnx.ModelProto, batches: list[dict], *, num_bins: int = 2048,
+def collect_histograms(model: onnx.ModelProto, batches: Iterable[Mapping[str, np.ndarray]], *, num_bins: int = 2048,
                        threads: int | None = None) -> dict[str, AbsHistogram]:
+    """One histogram per float activation (in :func:`activation_tensors` order) over ``batches``, any
+    iterable of feed dicts (a list, or a :class:`~.calibration.CalibrationStream`): each batch is run,
+    histogrammed and dropped, so memory does not grow with the number of batches."""
     tensors = activation_tensors(model)
     if not tensors:
         raise CalibrationError("the model has no float32 activations to calibrate")
@@ -75,6 +81,7 @@ def collect_histograms(model: onnx.ModelProto, batches: list[dict], *, num_bins:
                     hists[name].update(value)
                 except ValueError as exc:
                     raise CalibrationError(f"tensor {name!r} in calibration batch {i}: {exc}") from exc
+        del outputs, feeds         # before the next batch is read and run: one batch's tensors at a time
     return hists
 
 

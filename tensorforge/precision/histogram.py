@@ -69,6 +69,18 @@ class AbsHistogram:
                                       np.zeros(self.num_bins // 2, dtype=np.int64)])
         self.width *= 2.0
 
+    @classmethod
+    def from_state(cls, num_bins: int, counts: np.ndarray, width: float, minimum: float,
+                   maximum: float) -> "AbsHistogram":
+        """A histogram with this exact state (as a histogram file stores it); ``total`` is the counts' sum."""
+        h = cls(num_bins)
+        if counts.shape != (num_bins,):
+            raise ValueError(f"counts has shape {counts.shape}; a {num_bins}-bin histogram needs ({num_bins},)")
+        h.counts = np.array(counts, dtype=np.int64)       # a writable copy: update() adds to it in place
+        h.width, h.min, h.max = float(width), float(minimum), float(maximum)
+        h.total = int(h.counts.sum())
+        return h
+
     def to_dict(self) -> dict[str, object]:
         return {"num_bins": self.num_bins, "width": self.width, "min": self.min, "max": self.max,
                 "total": self.total, "counts": self.counts.tolist()}

@@ -49,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="how activation ranges are chosen (default: percentile 99.99; entropy = TensorRT's KL)")
     q.add_argument("--calib-cache", metavar="FILE", help="calibration cache: reused when it fits this model and "
                    "data, refused for another model, (re)written otherwise")
+    q.add_argument("--calib-histograms", metavar="FILE", help="calibration histograms (written by `tensorforge "
+                   "calibrate`, or here after the pass when FILE is missing): every --calib-method reuses them without "
+                   "running the model again; refused for another model")
     q.add_argument("--calib-samples", type=int, default=512, metavar="N",
                    help="read at most N calibration samples (default: 512)")
     q.add_argument("--calib-resize", metavar="N|HxW", help="images: resize the shorter side to N (or exactly to "
@@ -110,7 +113,8 @@ def _run(args: argparse.Namespace) -> int:
                            calibration_method=args.calib_method, optimize=args.optimize,
                            precisions=(args.precision,) if args.optimize and args.precision not in (None, "best")
                            else None,
-                           calibration_cache=args.calib_cache, activations=args.activations,
+                           calibration_cache=args.calib_cache, calibration_histograms=args.calib_histograms,
+                           activations=args.activations,
                            keep_first_last=args.keep_first_last, accuracy_budget=args.accuracy_budget,
                            eval_data=args.eval_data, tune=args.tune, tune_budget_s=_seconds(args.tune_budget),
                            tune_batch=args.tune_batch, tune_cache=False if args.no_tune_cache else args.tune_cache,
@@ -231,7 +235,9 @@ def _print_precision(report) -> None:  # type: ignore[no-untyped-def]
     if rep.get("calibration"):
         cal = rep["calibration"]
         console.print(f"  calibration: {cal.get('method')} on {cal.get('samples')} samples from {cal.get('source')}"
-                      + (f", cache {cal['cache']}" if cal.get("cache") else ""))
+                      + (f", cache {cal['cache']}" if cal.get("cache") else "")
+                      + (f", histograms {cal['histograms']} ({cal.get('histograms_path')})" if cal.get("histograms")
+                         else ""))
     if rep.get("kept_fp32_ops"):
         kept = rep["kept_fp32_ops"]
         console.print(f"  kept in FP32 for correctness: {len(kept)} node(s) — " + "; ".join(

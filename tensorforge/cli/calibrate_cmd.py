@@ -57,23 +57,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def fp32_graph(source: Any, *, pipeline: str = "default", batch: int | None = None,
-               max_batch: int | None = None) -> tuple[Any, str, str]:
-    """(graph, name, origin): the FP32 graph ``build`` hands to its precision step — the source resolved,
-    normalized, its batch dimension rewritten, the pass pipeline run (build.py's steps, in its order)."""
-    from ..engine.build import resolve_source
-    from ..graph.batch import set_batch
-    from ..graph.io import normalize
-    from ..graph.pipelines import run_pipeline
-
-    original, name, origin = resolve_source(source)
-    model, _ = normalize(original)
-    if batch is not None or max_batch is not None:
-        model = set_batch(model, batch if batch is not None else "N")
-    optimized, _ = run_pipeline(model, pipeline)
-    return optimized, name, origin
-
-
 def _check(args: argparse.Namespace) -> None:
     from ..errors import InputError
 
@@ -89,20 +72,19 @@ def _check(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     import time
 
-    from ..engine.build import BuildOptions
-    from ..engine.precision_step import _calibration  # build's own reading of --calib
+    from ..engine.build import BuildOptions, fp32_graph
+    from ..engine.precision_step import calibration_spec  # build's own reading of --calib
     from ..precision import calibration_histograms
     from .build_cmd import _preprocess
 
     _check(args)
     t0 = time.perf_counter()
-    with console.status(f"preparing the FP32 graph of {args.model} as build does ..."):
-        model, name, origin = fp32_graph(args.model, pipeline=args.pipeline, batch=args.batch,
-                                         max_batch=args.max_batch)
     options = BuildOptions(calibration=args.calib, calibration_preprocess=_preprocess(args),
                            calibration_samples=args.calib_samples, pipeline=args.pipeline, batch=args.batch,
                            max_batch=args.max_batch)
-    spec, _, warnings = _calibration(args.calib, model, options, None)
+    with console.status(f"preparing the FP32 graph of {args.model} as build does ..."):
+        model, name, origin = fp32_graph(args.model, options)
+    spec, _, warnings = calibration_spec(args.calib, model, options, None)
     spec = replace(spec, batch_size=args.calib_batch, num_bins=args.bins)    # computed afresh, never reused
     with console.status(f"calibrating {name} on {args.calib} (one pass) ..."):
         hs, info = calibration_histograms(model, spec, threads=args.threads)

@@ -54,6 +54,7 @@ class BuildOptions:
     calibration: Any = None                 # INT8 data: folder, .npy/.npz, arrays, iterable, dataset name, "random"
     calibration_method: str = "percentile"  # minmax | entropy | percentile | mse
     calibration_cache: str | None = None    # a calibration cache file: read when it fits, else (re)written
+    calibration_histograms: str | None = None   # a histogram file (tensorforge calibrate): every method reuses it
     calibration_preprocess: Any = None      # precision.Preprocess (resize, crop, scale, mean/std, layout)
     calibration_samples: int = 512          # at most this many calibration samples are read
     activations: str = "uint8"              # INT8 activations: uint8 (asymmetric) or int8 (symmetric)
@@ -162,6 +163,34 @@ def resolve_source(source: Any) -> tuple[onnx.ModelProto, str, str]:
                      f"trained models: {', '.join(datasets.trained_models())}")
 
 
+def _normalize(original: onnx.ModelProto, options: BuildOptions) -> tuple[onnx.ModelProto, onnx.ModelProto,
+                                                                           int | str | None, list[str]]:
+    """(normalized original, with the batch rewrite, the original batch dim, notes): build's first steps."""
+    model, notes = normalize(original)
+    reference = model
+    old_batch = batch_dim_of(model)
+    if options.batch is not None or options.max_batch is not None:
+        target: int | str = options.batch if options.batch is not None else "N"
+        model = set_batch(model, target)
+        notes.append(f"batch dimension {old_batch!r} -> {target!r}"
+                     + (f" (max batch {options.max_batch})" if options.max_batch else ""))
+    elif isinstance(old_batch, int):
+        notes.append(f"batch dimension is fixed at {old_batch}; rebuild with --max-batch N to batch requests")
+    return reference, model, old_batch, notes
+
+
+def fp32_graph(source: Any, options: BuildOptions = BuildOptions()) -> tuple[onnx.ModelProto, str, str]:
+    """(graph, name, origin): the optimized FP32 graph ``build`` hands to its precision step — the
+    source resolved, normalized, its batch rewritten and the pass pipeline run, as ``build`` does —
+    so calibration files and layer names made from it match the build's.
+
+    >>> graph, name, _ = fp32_graph("mnist_cnn")          # doctest: +SKIP
+    """
+    original, name, origin = resolve_source(source)
+    _, model, _, _ = _normalize(original, options)
+    return run_pipeline(model, options.pipeline)[0], name, origin
+
+
 def build(source: Any, output: str | os.PathLike[str] | None = None,
           options: BuildOptions = BuildOptions()) -> tuple[Engine, BuildReport]:
     """Optimize and verify a model; write an engine file when ``output`` is given.
@@ -177,17 +206,8 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
     timings["import"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    model, notes = normalize(original)
-    before = GraphSummary.of(model)
-    reference_model = model
-    old_batch = batch_dim_of(model)
-    if options.batch is not None or options.max_batch is not None:
-        target: int | str = options.batch if options.batch is not None else "N"
-        model = set_batch(model, target)
-        notes.append(f"batch dimension {old_batch!r} -> {target!r}"
-                     + (f" (max batch {options.max_batch})" if options.max_batch else ""))
-    elif isinstance(old_batch, int):
-        notes.append(f"batch dimension is fixed at {old_batch}; rebuild with --max-batch N to batch requests")
+    reference_model, model, old_batch, notes = _normalize(original, options)
+    before = GraphSummary.of(reference_model)
     timings["normalize"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -40,12 +40,18 @@ class PrecisionStep:
     warnings: list[str]
 
 
-def _calibration(source: Any, model: onnx.ModelProto, options: Any, eval_data: Any) -> tuple[Any, Any, list[str]]:
-    """(CalibrationSpec or None, eval data or None, warnings) for a calibration source."""
+def calibration_spec(source: Any, model: onnx.ModelProto, options: Any,
+                     eval_data: Any) -> tuple[Any, Any, list[str]]:
+    """(CalibrationSpec or None, eval data or None, warnings) for a calibration source, as ``build`` reads
+    ``options.calibration`` (a BuildOptions): data, a bundled dataset (with its validation split as eval
+    data), ``"random"`` (speed only, with a warning), and ``options.calibration_histograms``."""
     from ..precision import CalibrationData, CalibrationSpec, Preprocess
 
     method, cache = options.calibration_method, options.calibration_cache
+    hist = getattr(options, "calibration_histograms", None)
     warnings: list[str] = []
+    if source is None and cache is None and hist is not None:
+        return CalibrationSpec(method=method, histograms=hist), eval_data, warnings
     if source is None and cache is None:
         return None, eval_data, warnings
     if isinstance(source, str) and source == RANDOM_CALIBRATION:
@@ -54,16 +60,16 @@ def _calibration(source: Any, model: onnx.ModelProto, options: Any, eval_data: A
         data = CalibrationData(batches, 64, "random inputs (seeded)", f"random-{len(batches)}x16")
         warnings.append("INT8 ranges were calibrated on random inputs: fine for measuring speed, but the "
                         "accuracy of this engine is unknown — calibrate on real data for a model you ship")
-        return CalibrationSpec(data=data, method=method, cache_path=cache), eval_data, warnings
+        return CalibrationSpec(data=data, method=method, cache_path=cache, histograms=hist), eval_data, warnings
     if isinstance(source, str) and source in BUNDLED:
         from ..bench.datasets_io import accuracy_data
 
         bundled = accuracy_data(source, model)
-        return (CalibrationSpec(data=bundled.calibration_data(), method=method, cache_path=cache),
+        return (CalibrationSpec(data=bundled.calibration_data(), method=method, cache_path=cache, histograms=hist),
                 eval_data if eval_data is not None else bundled.validation, warnings)
     preprocess = options.calibration_preprocess or Preprocess()
     return (CalibrationSpec(data=source, preprocess=preprocess, method=method, cache_path=cache,
-                            max_samples=options.calibration_samples), eval_data, warnings)
+                            max_samples=options.calibration_samples, histograms=hist), eval_data, warnings)
 
 
 def resolve_eval_data(source: Any, model: onnx.ModelProto) -> Any:
@@ -87,7 +93,7 @@ def apply(model: onnx.ModelProto, options: Any) -> PrecisionStep:
 
     precision = options.precision
     eval_data = resolve_eval_data(options.eval_data, model)
-    spec, eval_data, warnings = _calibration(options.calibration, model, options, eval_data)
+    spec, eval_data, warnings = calibration_spec(options.calibration, model, options, eval_data)
     if precision == "int8" and spec is None:
         raise CalibrationError("INT8 needs calibration data: --calib DIR|FILE.npy|FILE.npz|mnist5k|digits|"
                                "sentences (or a calibration cache), or --calib random for a speed-only build")
@@ -149,10 +155,10 @@ def optimize(model: onnx.ModelProto, options: Any, device: str, progress: Any = 
     if source is None and isinstance(options.eval_data, str) and options.eval_data in BUNDLED:
         source = options.eval_data
     warnings: list[str] = []
-    if source is None and options.calibration_cache is None:
+    if source is None and options.calibration_cache is None and options.calibration_histograms is None:
         source = RANDOM_CALIBRATION
         warnings.append("no calibration data given: INT8 candidates are calibrated on random inputs")
-    spec, eval_data, more = _calibration(source, model, options, eval_data)
+    spec, eval_data, more = calibration_spec(source, model, options, eval_data)
     warnings += more
     if options.precisions is not None:
         precisions = tuple(options.precisions)

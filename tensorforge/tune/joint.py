@@ -39,32 +39,27 @@ Example::
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import onnx
 
 from ..backends.base import SessionConfig
-from ..backends.registry import get_backend
 from ..engine.inputs import io_specs, random_inputs
-from ..errors import BackendUnavailable, BuildError, CalibrationError, InputError
+from ..errors import BackendUnavailable, InputError
 from ..precision.api import CalibrationSpec
-from ..precision.calibration import CalibrationData, load_calibration_data
-from ..precision.collect import collect_histograms, ranges_from_histograms
-from ..precision.evaluate import AccuracyBudget, EvalData, Score, check_disjoint, run_model, score
-from ..precision.fp16 import convert_float, ensure_node_names, missing_kernels
-from ..precision.guard import run_guard
-from ..precision.int8 import Int8Options, compute_layers, layer_groups, quantize_qdq
+from ..precision.evaluate import AccuracyBudget, EvalData, run_model, score
+from ..precision.fp16 import ensure_node_names
 from ..precision.methods import METHODS
-from .search import TOLERANCES, Payloads, TuneOptions, tune
+from .front import BASELINE, Point, accuracy_loss, pareto_front, place, representatives
+from .search import Payloads, TuneOptions, tune
 from .space import OBJECTIVES, Candidate, backend_space, unusable
+from .variants import Variant, make_variants, mixed_variant, numerics, short_error, tolerance
 
 __all__ = ["PRECISIONS", "OptimizeOptions", "OptimizeResult", "Point", "optimize", "pareto_front"]
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 GRANULARITIES = ("per-channel", "per-tensor")
-BASELINE = "fp32"
-_OV_COMPUTE = {"bf16": "bf16", "fp16": "f16"}
 
 
 @dataclass(frozen=True)
@@ -102,39 +97,6 @@ class OptimizeOptions:
         bad = [g for g in self.granularities if g not in GRANULARITIES]
         if bad or not self.granularities:
             raise InputError(f"granularities {bad or '()'}: use some of {', '.join(GRANULARITIES)}")
-
-
-@dataclass(frozen=True)
-class _Variant:
-    name: str
-    precision: str          # fp32 | fp16 | bf16 | int8
-    graph: str              # variants with the same graph run at the same speed
-    model_bytes: bytes = field(repr=False)
-    method: str | None = None
-    kept_fp32: tuple[str, ...] = ()
-
-
-@dataclass
-class Point:
-    """One numeric of the search: a variant as one backend computes it, its accuracy and speed."""
-
-    name: str               # the variant name used by the tuner's candidates ("int8 per-channel entropy @bf16")
-    variant: str
-    backend: str
-    precision: str          # what the kernels compute in: fp32, bf16, fp16, int8, int8+bf16
-    options: dict[str, Any]
-    score: dict[str, Any] | None = None
-    loss: float | None = None            # top-1 drop in points, or 1 − mean cosine without labels
-    within_budget: bool | None = None    # None: accuracy unknown (no held-out data) or not scored
-    speedup: float | None = None         # samples/s ÷ the baseline's, paired and chained
-    noise_pct: float | None = None       # the noise of the duel that timed it (half the range of its ratios)
-    throughput_sps: float | None = None  # in its duel (the machine's speed drifts between duels: compare speedup)
-    timed_as: str | None = None          # the tuner row whose timing stands for this point
-    status: str = ""                     # chosen | front | dominated | outside budget | not timed | failed
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -179,25 +141,6 @@ class OptimizeResult:
         return f"{len(rows)} candidates (variant × backend × settings): {parts}; {seconds:.0f} s"
 
 
-def _dominates(q: Point, p: Point, min_gain: float) -> bool:
-    """q is at least as accurate and at least as fast, and better in one beyond the timing noise."""
-    assert q.speedup is not None and p.speedup is not None and q.loss is not None and p.loss is not None
-    if q.loss > p.loss or q.speedup < p.speedup:
-        return False
-    margin = max(min_gain, (q.noise_pct or 0.0) / 100, (p.noise_pct or 0.0) / 100)
-    return q.loss < p.loss or q.speedup > p.speedup * (1 + margin)
-
-
-def pareto_front(points: list[Point], min_gain: float = 0.02) -> list[Point]:
-    """The points no other point beats on speed (higher, beyond the noise of their duels and
-    ``min_gain``) without losing accuracy, or on accuracy without losing speed; fastest first.
-    Speeds within the noise are a tie, so a pick the tuner kept over a faster-by-noise rival
-    stays on the front."""
-    known = [p for p in points if p.speedup is not None and p.loss is not None]
-    front = [p for p in known if not any(_dominates(q, p, min_gain) for q in known if q is not p)]
-    return sorted(front, key=lambda p: -(p.speedup or 0.0))
-
-
 def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(), *,
              eval_data: EvalData | None = None,
              progress: Callable[[str], None] | None = None) -> OptimizeResult:
@@ -223,12 +166,12 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
                                   None, None, "random inputs (no held-out data)")
     wanted = [p for p in PRECISIONS if options.precisions is None or p in options.precisions]
     backends = _backends(options, notes)
-    variants, calibration = _variants(fp32, options, wanted, eval_data, say, notes)
+    variants, calibration, hists = make_variants(fp32, options, wanted, eval_data, say, notes)
     say(f"{len(variants)} model variant(s): " + ", ".join(v.name for v in variants))
 
     ref = run_model(variants[0].model_bytes, judge, threads=options.threads)
     ref_score = score(ref, ref, judge.labels)
-    points = _numerics(variants, backends, wanted, options.device, notes)
+    points = numerics(variants, backends, wanted, options.device, notes)
     by_name = {v.name: v for v in variants}
 
     def evaluate(point: Point) -> None:
@@ -237,11 +180,11 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
             out = run_model(v.model_bytes, judge, backend=point.backend,
                             config=SessionConfig(options.device, options.threads, point.options))
         except Exception as exc:      # a library that cannot take a variant rules out that point only
-            point.status, point.note = "failed", f"could not run: {_short(exc)}"
+            point.status, point.note = "failed", f"could not run: {short_error(exc)}"
             return
         got = score(out, ref, judge.labels)
         point.score = got.to_dict()
-        point.loss = _loss(got, ref_score)
+        point.loss = accuracy_loss(got, ref_score)
         if budget is not None:
             point.within_budget, why = budget.check(got, ref_score)
             if not point.within_budget:
@@ -251,18 +194,18 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
     _score_points(points, variants, evaluate, eval_data is not None)
     if (budget is not None and options.mixed and "int8" in wanted and eval_data is not None
             and not any(p.within_budget for p in points if by_name[p.variant].precision == "int8")):
-        mixed = _mixed(fp32, variants, points, options, eval_data, budget, say, notes)
+        mixed = mixed_variant(fp32, variants, points, options, hists, eval_data, budget, say, notes)
         if mixed is not None:
             variants.append(mixed)
             by_name[mixed.name] = mixed
-            extra = _numerics([mixed], backends, wanted, options.device, notes)
+            extra = numerics([mixed], backends, wanted, options.device, notes)
             for p in extra:
                 evaluate(p)
             points += extra
 
-    timed, never = _representatives(points, by_name)
+    timed, never = representatives(points, {name: v.graph for name, v in by_name.items()})
     payloads = Payloads(models={p.name: by_name[p.variant].model_bytes for p in points},
-                        tolerances={p.name: _tolerance(p.precision) for p in points},
+                        tolerances={p.name: tolerance(p.precision) for p in points},
                         never_win=frozenset(), expand=None)
     space = {(p.name, p.backend): p for p in points}
     batch = options.batch or (1 if options.objective == "latency" else 8)
@@ -294,7 +237,7 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
                               isolate=options.isolate),
                   progress=say, payloads=payloads)
     winner = tuning.winner_candidate
-    chosen = _place(points, by_name, tuning.to_dict()["candidates"], winner)
+    chosen = place(points, tuning.to_dict()["candidates"], winner)
     front = pareto_front([p for p in points if p.status not in ("failed",)])
     for p in points:
         if p is chosen:
@@ -326,87 +269,7 @@ def _backends(options: OptimizeOptions, notes: list[str]) -> list[str]:
     return out
 
 
-def _variants(fp32: onnx.ModelProto, options: OptimizeOptions, wanted: list[str], eval_data: EvalData | None,
-              say: Callable[[str], None], notes: list[str]) -> tuple[list[_Variant], dict[str, Any] | None]:
-    out = [_Variant(BASELINE, "fp32", "fp32", fp32.SerializeToString())]
-    for low in ("fp16", "bf16"):
-        if low not in wanted:
-            continue
-        model, _ = convert_float(fp32, low)
-        lacking = missing_kernels(model) if options.device == "cpu" else []
-        if lacking:
-            notes.append(f"{low} graph skipped for onnxruntime: its CPU kernels lack {', '.join(lacking)}, which "
-                         f"would compute in FP32 between casts (slower than FP32); OpenVINO computes {low} "
-                         "natively where the CPU can")
-        else:
-            out.append(_Variant(low, low, low, model.SerializeToString()))
-    calibration: dict[str, Any] | None = None
-    if "int8" in wanted:
-        spec = options.calibration
-        if spec is None:
-            notes.append("int8 skipped: no calibration data (give calibration data, or 'random' for speed only)")
-            return out, None
-        say("calibrating (one pass over the calibration data)")
-        t = time.perf_counter()
-        data = spec.data if isinstance(spec.data, CalibrationData) else load_calibration_data(
-            spec.data, io_specs(fp32)[0], spec.preprocess, batch_size=spec.batch_size, max_samples=spec.max_samples)
-        if eval_data is not None:
-            check_disjoint(data.batches, eval_data)
-        try:
-            hists = collect_histograms(fp32, data.batches, num_bins=spec.num_bins, threads=options.threads)
-        except CalibrationError:
-            raise
-        methods = options.methods if eval_data is not None else (spec.method,)
-        if eval_data is None and len(options.methods) > 1:
-            notes.append(f"one calibration method ({spec.method}) without held-out data: the others differ only "
-                         "in accuracy, which cannot be judged here")
-        calibration = {"source": data.source, "samples": data.samples, "methods": list(methods),
-                       "seconds": round(time.perf_counter() - t, 3), "tensors": len(hists)}
-        for gran in options.granularities:
-            for method in methods:
-                ranges = ranges_from_histograms(hists, method, percentile=spec.percentile,
-                                                unsigned=options.activations == "uint8")
-                qdq, _ = quantize_qdq(fp32, ranges, Int8Options(per_channel=gran == "per-channel",
-                                                                 activations=options.activations))
-                out.append(_Variant(f"int8 {gran} {method}", "int8", f"int8 {gran}", qdq.SerializeToString(),
-                                    method=method))
-    return out, calibration
-
-
-def _numerics(variants: list[_Variant], backends: list[str], wanted: list[str], device: str,
-              notes: list[str]) -> list[Point]:
-    native: list[str] = []
-    if "openvino" in backends:
-        try:
-            native = list(getattr(get_backend("openvino"), "native_precisions")(device))
-        except Exception as exc:      # an SDK that cannot say: assume FP32 only
-            notes.append(f"openvino's native precisions unknown ({_short(exc)}): FP32 and INT8 only")
-    lows = [p for p in ("bf16", "fp16") if p in wanted and _OV_COMPUTE[p] in native]
-    if "openvino" in backends and not lows and any(p in wanted for p in ("bf16", "fp16")):
-        notes.append("openvino bf16/fp16 skipped: this CPU does not compute them natively (OPTIMIZATION_CAPABILITIES "
-                     f"{native or ['FP32', 'INT8']}); emulated they run slower than FP32")
-    out: list[Point] = []
-    for v in variants:
-        for backend in backends:
-            if backend == "torch" and v.precision != "fp32":
-                continue        # the ONNX → torch converter runs float graphs, not Q/DQ ones
-            if v.precision in ("fp16", "bf16") and backend != "onnxruntime":
-                continue        # the others compute reduced floats from the FP32 graph themselves
-            if v.precision != "fp32" or "fp32" in wanted:
-                out.append(Point(v.name, v.name, backend, v.precision, {"inference_precision": "f32"}
-                                 if backend == "openvino" else {}))
-            if backend == "openvino" and v.precision in ("fp32", "int8"):
-                for low in lows:
-                    label = low if v.precision == "fp32" else f"int8+{low}"
-                    out.append(Point(f"{v.name} @{low}", v.name, backend, label,
-                                     {"inference_precision": _OV_COMPUTE[low]}))
-    if not any(p.name == BASELINE and p.backend == "onnxruntime" for p in out):
-        out.insert(0, Point(BASELINE, BASELINE, "onnxruntime", "fp32", {}, note="baseline only (fp32 not asked)",
-                            status="baseline only"))
-    return out
-
-
-def _score_points(points: list[Point], variants: list[_Variant], evaluate: Callable[[Point], None],
+def _score_points(points: list[Point], variants: list[Variant], evaluate: Callable[[Point], None],
                   held_out: bool) -> None:
     """Score every point; with held-out data, the INT8 methods beyond the best per graph only on ONNX Runtime."""
     by_name = {v.name: v for v in variants}
@@ -433,127 +296,3 @@ def _score_points(points: list[Point], variants: list[_Variant], evaluate: Calla
             elif v.graph in best:
                 p.status, p.note = "not scored", (f"scored on onnxruntime only: {best[v.graph]} is the most "
                                                   "accurate method of this graph there")
-
-
-def _mixed(fp32: onnx.ModelProto, variants: list[_Variant], points: list[Point], options: OptimizeOptions,
-           eval_data: EvalData, budget: AccuracyBudget, say: Callable[[str], None],
-           notes: list[str]) -> _Variant | None:
-    """The guard's mixed-precision variant of the most accurate INT8 variant (on ONNX Runtime)."""
-    spec = options.calibration
-    assert spec is not None
-    ort = [p for p in points if p.backend == "onnxruntime" and p.loss is not None
-           and next(v for v in variants if v.name == p.variant).precision == "int8"]
-    if not ort:
-        return None
-    best = min(ort, key=lambda p: p.loss or 0.0)
-    base = next(v for v in variants if v.name == best.variant)
-    say(f"no INT8 variant within the budget: the guard keeps sensitive layers of {base.name} in FP32")
-    data = spec.data if isinstance(spec.data, CalibrationData) else load_calibration_data(
-        spec.data, io_specs(fp32)[0], spec.preprocess, batch_size=spec.batch_size, max_samples=spec.max_samples)
-    hists = collect_histograms(fp32, data.batches, num_bins=spec.num_bins, threads=options.threads)
-    ranges = ranges_from_histograms(hists, base.method or spec.method, percentile=spec.percentile,
-                                    unsigned=options.activations == "uint8")
-    groups = layer_groups(fp32)
-    per_channel = base.graph.endswith("per-channel")
-
-    def convert(keep: frozenset[str]) -> onnx.ModelProto:
-        nodes = {n for layer in keep for n in groups.get(layer, [layer])}
-        return quantize_qdq(fp32, ranges, Int8Options(per_channel=per_channel, activations=options.activations,
-                                                      keep_nodes=tuple(sorted(nodes))))[0]
-
-    result = run_guard(fp32, convert, compute_layers(fp32), eval_data, budget, threads=options.threads)
-    if not result.met or result.model is None:
-        notes.append(f"mixed precision: {result.message}")
-        return None
-    kept = tuple(result.kept_fp32)
-    notes.append(f"mixed precision from {base.name}: {result.message}")
-    return _Variant(f"{base.name} +{len(kept)} fp32", "int8", f"{base.graph} keep {','.join(sorted(kept))}",
-                    result.model.SerializeToString(), method=None, kept_fp32=kept)
-
-
-def _representatives(points: list[Point], by_name: dict[str, _Variant]) -> tuple[list[Point], list[Point]]:
-    """(points to time that may win, points timed for the front only): one per graph × backend × numerics."""
-    groups: dict[tuple[str, str, str], list[Point]] = {}
-    for p in points:
-        if p.status in ("failed", "not scored", "baseline only") and not (p.name == BASELINE):
-            continue
-        key = (by_name[p.variant].graph, p.backend, repr(sorted(p.options.items())))
-        groups.setdefault(key, []).append(p)
-    timed: list[Point] = []
-    never: list[Point] = []
-    for members in groups.values():
-        ok = [p for p in members if p.within_budget is not False]
-        pool = ok or members
-        rep = min(pool, key=lambda p: (p.loss if p.loss is not None else 0.0, pool.index(p)))
-        rep.status = rep.status if rep.status == "outside budget" else ""
-        (timed if ok else never).append(rep)
-        for p in members:
-            if p is not rep:
-                p.timed_as = rep.name
-    # likeliest winners first: INT8, then reduced floats, then FP32 on other backends
-    rank = {"int8": 0, "int8+bf16": 0, "int8+fp16": 0, "bf16": 1, "fp16": 1, "fp32": 2}
-    timed.sort(key=lambda p: rank.get(p.precision, 3))
-    return timed, never
-
-
-def _place(points: list[Point], by_name: dict[str, _Variant], rows: list[dict[str, Any]],
-           winner: Candidate) -> Point:
-    """Give every point its speed from the tuner's rows (its own, or its graph twin's); return the winner's."""
-    best: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
-        cfg = row["config"]
-        key = (cfg.get("variant") or BASELINE, cfg["backend"])
-        if row.get("speedup_vs_baseline") is not None and (
-                key not in best or row["speedup_vs_baseline"] > best[key]["speedup_vs_baseline"]):
-            best[key] = row
-    for p in points:
-        source = p.name if p.timed_as is None else p.timed_as
-        found = best.get((source, p.backend))
-        if found is not None:
-            row = found
-            p.speedup, p.throughput_sps = row["speedup_vs_baseline"], row["throughput_sps"]
-            p.noise_pct = row.get("noise_pct")
-            if p.timed_as is None:
-                p.timed_as = row["candidate"]
-            else:
-                p.note = (p.note + "; " if p.note else "") + f"same graph as {p.timed_as}: timed once"
-                p.timed_as = row["candidate"]
-            if p.status == "":
-                p.status = "timed"
-        elif p.status == "":
-            p.status = "not timed"
-            own = [r for r in rows if (r["config"].get("variant") or BASELINE) == source
-                   and r["config"]["backend"] == p.backend]
-            p.note = own[0]["reason"] if own else "budget or an earlier failure left it untimed"
-    # (name, backend) names one point: the reduced-float numerics of a backend carry their own names
-    chosen = next(p for p in points if p.name == (winner.variant or BASELINE) and p.backend == winner.backend)
-    winner_row = next(r for r in rows if r["status"] == "winner")
-    chosen.speedup = winner_row["speedup_vs_baseline"]
-    chosen.throughput_sps = winner_row["throughput_sps"]
-    chosen.noise_pct = winner_row.get("noise_pct")
-    chosen.timed_as = winner_row["candidate"]
-    return chosen
-
-
-def _loss(got: Score, ref: Score) -> float:
-    if got.top1_pct is not None and ref.top1_pct is not None:
-        return round(ref.top1_pct - got.top1_pct, 4)
-    return float(1.0 - got.cosine_mean)
-
-
-def _tolerance(precision: str) -> float:
-    if precision.startswith("int8"):
-        return TOLERANCES["int8"]
-    return TOLERANCES.get(precision, TOLERANCES["fp32"])
-
-
-def _short(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-    return text[:300]
-
-
-def check_precisions(precisions: tuple[str, ...] | None) -> None:
-    """Raise :class:`BuildError` for a precision the joint search cannot take (``best`` is the search)."""
-    if precisions and any(p not in PRECISIONS for p in precisions):
-        raise BuildError(f"optimize searches precisions among {', '.join(PRECISIONS)}; got {list(precisions)}")
-

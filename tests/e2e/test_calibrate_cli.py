@@ -9,9 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from tensorforge.cli.calibrate_cmd import fp32_graph
 from tensorforge.cli.main import main
-from tensorforge.engine.build import BuildOptions, build
+from tensorforge.engine.build import BuildOptions, build, fp32_graph
 from tensorforge.precision import CalibrationSpec, PrecisionOptions, apply_precision, load_histograms, model_key
 
 

@@ -20,7 +20,8 @@ sweep first):
   ONNX → torch converter; torchvision's own models cannot load beside this CPU torch build),
   under ``torch.inference_mode()``, and ``torch.compile(module)`` with its defaults.
 
-Every contender runs in a process of its own (as a user would run it): OpenVINO's default
+Every contender runs in a process of its own (as a user would run it; the machinery is
+``benchmarks/_contenders.py``, shared with ``best_engine_vs_peers.py``): OpenVINO's default
 CPU pinning and the libraries' spinning thread pools made co-resident libraries up to
 ~40 % slower, which would skew any in-process comparison. The processes take turns,
 round-robin: each round times each contender for ``--round-s`` seconds while the others
@@ -42,9 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import os
-import signal
 import sys
 import tempfile
 import time
@@ -52,15 +50,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from _contenders import round_robin
 
 PEERS = ["onnxruntime", "openvino", "openvino_default", "torch_eager", "torch_compile"]
 FP32_PEERS = ["onnxruntime", "openvino", "torch_eager", "torch_compile"]
 
 
-def _make(kind: str, model: str, engine_path: str | None) -> tuple[Callable[[dict], Any], int, dict]:
+def _make(kind: str, spec: tuple[str, str | None]) -> tuple[Callable[[dict], Any], int, dict]:
     """(callable, requests per call, facts) for one contender; runs inside its worker process."""
     from tensorforge.models import zoo
 
+    model, engine_path = spec
     model_bytes = zoo.build(model).SerializeToString()
     if kind == "tuned":
         import tensorforge
@@ -101,77 +101,13 @@ def _make(kind: str, model: str, engine_path: str | None) -> tuple[Callable[[dic
     return run, 1, {}
 
 
-def _first_output(out: Any) -> np.ndarray:
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (list, tuple)):
-        out = out[0]
-    return np.asarray(out.detach().numpy() if hasattr(out, "detach") else out, dtype=np.float64)
-
-
-def _worker(conn: Any, kind: str, model: str, batch: int, engine_path: str | None) -> None:
-    """A contender in a process of its own: its thread pools and CPU pinning cannot touch the others."""
-    from tensorforge.bench.timing import Timer
+def _round_robin(kinds: list[str], model: str, batch: int, engine_path: str, rounds: int,
+                 round_s: float) -> dict[str, dict]:
     from tensorforge.engine.inputs import io_specs, random_inputs
     from tensorforge.models import zoo
 
-    fn, per, facts = _make(kind, model, engine_path)
-    inputs, _ = io_specs(zoo.build(model))
-    feeds = random_inputs(inputs, batch, seed=batch)
-    timer = Timer(fn)
-    conn.send(facts)
-    while True:
-        cmd, arg = conn.recv()
-        if cmd == "output":
-            result = fn(feeds)
-            conn.send(_first_output(result[0] if per > 1 else result))
-        elif cmd == "warm":
-            timer.warm(feeds, arg)
-            conn.send(None)
-        elif cmd == "run":
-            timer.run_for(feeds, arg, min_iterations=2)
-            conn.send(timer.round_rates[-1] * per * batch)
-        else:
-            conn.send(float(np.median(timer.samples)) / 1e6 if timer.samples else float("nan"))
-            return
-
-
-def _round_robin(kinds: list[str], model: str, batch: int, engine_path: str, rounds: int,
-                 round_s: float) -> dict[str, dict]:
-    ctx = mp.get_context("spawn")
-    workers = {}
-    for kind in kinds:                      # built one after another: compiles do not overlap
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(child, kind, model, batch, engine_path), daemon=True)
-        proc.start()
-        workers[kind] = (parent, proc, parent.recv())
-    out: dict[str, dict] = {k: {"round_rates": [], "facts": facts} for k, (_, _, facts) in workers.items()}
-    outputs = {}
-    for kind, (conn, _, _) in workers.items():
-        conn.send(("output", None))
-        outputs[kind] = conn.recv()
-        conn.send(("warm", min(round_s, 1.0)))
-        conn.recv()
-    ref = outputs["onnxruntime"]
-    for _, proc, _ in workers.values():
-        os.kill(proc.pid, signal.SIGSTOP)
-    for r in range(rounds):
-        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:   # one at a time; the rest stopped
-            conn, proc, _ = workers[kind]
-            os.kill(proc.pid, signal.SIGCONT)
-            conn.send(("run", round_s))
-            out[kind]["round_rates"].append(round(conn.recv(), 2))
-            os.kill(proc.pid, signal.SIGSTOP)
-    for kind, (conn, proc, _) in workers.items():
-        os.kill(proc.pid, signal.SIGCONT)
-        conn.send(("stop", None))
-        out[kind]["p50_ms"] = round(conn.recv(), 3)
-        proc.join(timeout=30)
-        rates = out[kind]["round_rates"]
-        med = float(np.median(rates))
-        out[kind].update(samples_per_s=round(med, 2), noise_pct=round((max(rates) - min(rates)) / 2 / med * 100, 2),
-                         max_norm_err_vs_onnxruntime=float(np.abs(outputs[kind] - ref).max() / np.abs(ref).max()))
-    return out
+    feeds = random_inputs(io_specs(zoo.build(model))[0], batch, seed=batch)
+    return round_robin(_make, {k: (model, engine_path) for k in kinds}, feeds, batch, rounds, round_s)
 
 
 def _tuned(model: str, objective: str, batch: int, budget: float, path: str) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ModelError
 from .base import BackendSession, SessionConfig
+from .profiling import RawProfile
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -134,3 +135,149 @@ class OnnxRuntimeBackend:
         except Exception as exc:  # ORT raises its own exception types; keep them behind the protocol
             raise ModelError(f"onnxruntime could not load the model: {exc}") from exc
         return OrtSession(session)
+
+
+# -- per-layer profile (``tensorforge profile``; plain data out, see backends/profiling.py) ---------------
+_INT8_KERNELS = frozenset({
+    "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "MatMulIntegerToFloat",
+    "DynamicQuantizeMatMul", "QAttention", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
+    "QLinearAveragePool", "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax",
+    "QLinearReduceMean", "QLinearWhere", "QLinearConvTranspose"})
+
+
+def profile_layers(model_bytes: bytes, config: SessionConfig, feeds: Mapping[str, np.ndarray], runs: int,
+                   warmup: int) -> RawProfile:
+    """Per-node times from ONNX Runtime's profiler (``SessionOptions.enable_profiling``).
+
+    One profiled session runs ``warmup + runs`` times, each call wall-timed; the trace's ``Node``
+    events (``<node>_kernel_time``, whole microseconds) are split into runs by its ``model_run``
+    events and the warm-up runs dropped. A node's precision is its kernel's: the int8 kernels
+    (QLinearConv, QGemm, ConvInteger, MatMulInteger …) are int8, any other takes the element type
+    of its first input in the event. Names go back to the payload through the graph ORT saves at
+    the ``extended`` level — its fusions, before the layout passes of ``all`` rename nodes
+    ``<output>_nchwc`` / ``<node>_token_<n>`` — and a node those passes fused away (an Add+Relu
+    folded into an NCHWc Conv) joins the row of the node whose output only it consumed.
+    """
+    import json
+    import os
+    import re
+    import tempfile
+    import time
+    from bisect import bisect_right
+
+    import onnx
+
+    from .profiling import GraphIndex, RawLayerTime, fused_coverage, precision_name
+
+    ort = _ort()
+    backend = OnnxRuntimeBackend()
+    provider = _PROVIDERS.get(config.device)
+    if provider is None or provider not in ort.get_available_providers():
+        raise BackendUnavailable(f"onnxruntime cannot run on device {config.device!r} here (providers: "
+                                 f"{ort.get_available_providers()}); profile with device 'cpu'")
+    providers = (["TensorrtExecutionProvider", provider] if config.options.get("tensorrt") else [provider])
+    payload = GraphIndex(onnx.load_from_string(model_bytes))
+    level = config.options.get("graph_optimization_level", "all")
+    notes: list[str] = []
+    coverage: dict[str, tuple[str, ...]] = {}
+    optimized_nodes: list[Any] = []
+    with tempfile.TemporaryDirectory(prefix="tensorforge-profile-") as tmp:
+        if level != "disable":
+            map_level = "extended" if level == "all" else level
+            mapping = SessionConfig(config.device, config.threads,
+                                    {**config.options, "graph_optimization_level": map_level})
+            opts = backend.session_options(mapping)
+            opts.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+            try:
+                ort.InferenceSession(model_bytes, sess_options=opts, providers=providers)
+                optimized = onnx.load(opts.optimized_model_filepath)
+            except Exception as exc:  # noqa: BLE001 - mapping is best effort; the times stand without it
+                notes.append(f"onnxruntime did not save its optimized graph ({' '.join(str(exc).split())[:160]}); "
+                             "rows are matched to payload nodes by name only")
+            else:
+                coverage = fused_coverage(optimized, payload)
+                optimized_nodes = list(optimized.graph.node)
+        opts = backend.session_options(config)
+        opts.enable_profiling = True
+        opts.profile_file_prefix = os.path.join(tmp, "profile")
+        try:
+            session = ort.InferenceSession(model_bytes, sess_options=opts, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types; keep them behind the protocol
+            raise ModelError(f"onnxruntime could not load the model: {exc}") from exc
+        outputs = [o.name for o in session.get_outputs()]
+        wall_ms = []
+        for _ in range(warmup + runs):
+            start = time.perf_counter_ns()
+            session.run(outputs, dict(feeds))
+            wall_ms.append((time.perf_counter_ns() - start) / 1e6)
+        with open(session.end_profiling(), encoding="utf-8") as fh:
+            events = json.load(fh)
+
+    spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
+                   if e.get("cat") == "Session" and e.get("name") == "model_run")[-runs:]
+    if len(spans) != runs:
+        raise ModelError(f"onnxruntime's profile holds {len(spans)} runs, expected {runs}; profile again")
+    begins = [s for s, _ in spans]
+    times: dict[str, list[float]] = {}
+    args: dict[str, dict[str, Any]] = {}
+    for e in events:
+        name = str(e.get("name", ""))
+        if e.get("cat") != "Node" or not name.endswith("_kernel_time"):
+            continue
+        i = bisect_right(begins, e["ts"]) - 1
+        if i < 0 or e["ts"] > spans[i][1]:
+            continue                       # a warm-up run
+        node = name[: -len("_kernel_time")]
+        times.setdefault(node, [0.0] * runs)[i] += float(e["dur"]) / 1e3
+        args.setdefault(node, e.get("args", {}))
+
+    producer = {t: n.name for n in optimized_nodes for t in n.output if t}
+    consumers: dict[str, int] = {}
+    for n in optimized_nodes:
+        for t in n.input:
+            consumers[t] = consumers.get(t, 0) + 1
+
+    def match(name: str) -> tuple[str | None, tuple[str, ...]]:
+        candidates = [name]
+        while (base := re.sub(r"(_token_\d+|_nchwc)$", "", candidates[-1])) != candidates[-1]:
+            candidates.append(base)
+        for c in candidates:
+            opt = c if c in coverage else producer.get(c)
+            if opt is not None and opt in coverage:
+                return opt, coverage[opt]
+        for c in candidates:
+            hit = payload.resolve(c)
+            if hit is not None:
+                return None, (hit,)
+        return None, ()
+
+    row_of: dict[str, str] = {}
+    nodes_of: dict[str, list[str]] = {}
+    for node in times:
+        opt, covered = match(node)
+        nodes_of[node] = list(covered)
+        if opt is not None:
+            row_of.setdefault(opt, node)
+    for n in optimized_nodes:          # in graph order: a fused chain attaches link by link
+        if n.name in row_of:
+            continue
+        sources = [(producer[t], consumers.get(t, 0)) for t in n.input if t in producer]
+        sources.sort(key=lambda s: s[1] != 1)           # prefer the input only this node consumes
+        if sources and sources[0][0] in row_of:
+            row_of[n.name] = row_of[sources[0][0]]
+            nodes_of[row_of[n.name]].extend(coverage.get(n.name, ()))
+
+    layers = []
+    for node, per_run in times.items():
+        a = args[node]
+        op = str(a.get("op_name", "?"))
+        if op in _INT8_KERNELS:
+            precision = "int8"
+        else:
+            types = [next(iter(d)) for key in ("input_type_shape", "output_type_shape")
+                     for d in a.get(key, []) if isinstance(d, dict) and d]
+            precision = precision_name(types[0]) if types else "unknown"
+        where = str(a.get("provider", "CPUExecutionProvider")).replace("ExecutionProvider", "")
+        kernel = op + (" [nchwc]" if "_nchwc" in node else "") + ("" if where == "CPU" else f" @{where}")
+        layers.append(RawLayerTime(node, op, kernel, precision, tuple(per_run), payload.sort(nodes_of[node])))
+    return RawProfile("onnxruntime", tuple(layers), tuple(wall_ms[warmup:]), tuple(notes))

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ModelError
 from .base import BackendSession, SessionConfig
+from .profiling import RawProfile
 
 KNOWN_OPTIONS = ("performance_hint", "num_streams", "inference_precision", "enable_cpu_pinning",
                  "enable_hyper_threading", "num_requests", "static_batch")
@@ -256,3 +257,103 @@ class OpenVinoBackend:
         if requests is None:
             requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         return OpenVinoSession(compiled, int(requests), static, static_batch, note)
+
+
+# -- per-layer profile (``tensorforge profile``; plain data out, see backends/profiling.py) ---------------
+def profile_layers(model_bytes: bytes, config: SessionConfig, feeds: Mapping[str, np.ndarray], runs: int,
+                   warmup: int) -> RawProfile:
+    """Per-operation times from OpenVINO's performance counters (compiled with ``PERF_COUNT``).
+
+    The model is compiled with the session's properties plus ``PERF_COUNT`` — the static-batch copy
+    when ``static_batch`` equals the feeds' batch, as a session would run it — and one infer request
+    runs ``warmup + runs`` times, each call wall-timed. ``profiling_info`` gives every runtime node's
+    ``status``, ``node_type``, ``exec_type`` and ``real_time`` — the running mean of all its runs since
+    compilation, in whole µs (the CPU plugin keeps no per-run times), so the counters are read after
+    the warm-up and at the end, and the difference of the totals gives the profiled runs' mean. A node's
+    precision is the suffix of its ``exec_type`` (``jit_avx2_I8`` → int8, ``brgconv_avx512_bf16`` →
+    bf16), else the runtime model's ``runtimePrecision``. The runtime model's ``originalLayersNames``
+    lists the model operations fused into a node; the ONNX frontend names those after the ONNX node
+    (``stem/WithoutBiases`` for the convolution of node ``stem``) or after its output tensor, which
+    maps them back to the payload. Parameter and Result rows that never run are left out.
+    """
+    import time
+
+    import onnx
+
+    from .profiling import GraphIndex, RawLayerTime, precision_name, resolve_prefixed
+
+    ov = _ov()
+    device = _DEVICES.get(config.device)
+    if device is None:
+        raise BackendUnavailable(f"the openvino backend runs on {list(_DEVICES)}, not {config.device!r}; "
+                                 "profile on the cpu or with the onnxruntime backend")
+    props = {**compile_properties(config), "PERF_COUNT": True}
+    core = ov.Core()
+    notes: list[str] = []
+    try:
+        model = core.read_model(model_bytes, b"")
+        compiled = None
+        static_batch = config.options.get("static_batch")
+        if static_batch is not None and {v.shape[0] for v in feeds.values() if v.ndim} == {static_batch}:
+            try:
+                fixed = fix_batch(model, static_batch)
+                if fixed is not None:
+                    compiled = core.compile_model(fixed, device, props)
+                    notes.append(f"profiled the static-batch copy (static_batch={static_batch}) a session runs "
+                                 "at this batch")
+            except RuntimeError:
+                compiled = None          # as a session does: keep the dynamic model
+        if compiled is None:
+            compiled = core.compile_model(model, device, props)
+    except RuntimeError as exc:
+        raise ModelError(f"openvino could not load the model: {' '.join(str(exc).split())[:400]}") from exc
+
+    fused: dict[str, tuple[list[str], str]] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        names = info["originalLayersNames"].astype(str) if "originalLayersNames" in info else ""
+        runtime_precision = info["runtimePrecision"].astype(str) if "runtimePrecision" in info else ""
+        fused[op.get_friendly_name()] = ([n for n in names.split(",") if n], runtime_precision)
+    request = compiled.create_infer_request()
+    executed = ov.ProfilingInfo.Status.EXECUTED
+
+    def counters() -> dict[str, tuple[str, str, bool, float]]:
+        """node name → (type, exec type, executed, running mean in µs); a name listed twice is summed."""
+        got: dict[str, tuple[str, str, bool, float]] = {}
+        for info in request.profiling_info:
+            ran = info.status == executed
+            _, exec_type, was, mean_us = got.get(info.node_name, ("", "", False, 0.0))
+            got[info.node_name] = (info.node_type, info.exec_type if ran or not exec_type else exec_type,
+                                   was or ran, mean_us + (info.real_time.total_seconds() * 1e6 if ran else 0.0))
+        return got
+
+    wall_ms: list[float] = []
+    before: dict[str, tuple[str, str, bool, float]] = {}
+    try:
+        for i in range(warmup + runs):
+            if i == warmup and warmup:
+                before = counters()
+            start = time.perf_counter_ns()
+            request.infer(dict(feeds), share_inputs=True, share_outputs=True)
+            wall_ms.append((time.perf_counter_ns() - start) / 1e6)
+        after = counters()
+    except RuntimeError as exc:
+        raise ModelError(f"openvino could not run the model: {exc}") from exc
+    notes.append("OpenVINO's counters keep a running mean per node (whole µs) since compilation, not each run's "
+                 f"time: a layer's time is the mean of the {runs} profiled runs (the warm-up subtracted) and the "
+                 "run time the mean wall time, to match")
+
+    payload = GraphIndex(onnx.load_from_string(model_bytes))
+    layers = []
+    for name, (node_type, exec_type, ran, mean_us) in after.items():
+        if node_type in ("Parameter", "Result") and not ran:
+            continue
+        total_us = mean_us * (warmup + runs) - before.get(name, ("", "", False, 0.0))[3] * warmup
+        originals, runtime_precision = fused.get(name, ([], ""))
+        nodes = [resolve_prefixed(n, payload) for n in originals or [name]]
+        precision = precision_name(exec_type.rsplit("_", 1)[-1])
+        if precision == "unknown":
+            precision = precision_name(runtime_precision)
+        layers.append(RawLayerTime(name, node_type, exec_type, precision, (max(total_us, 0.0) / runs / 1e3,),
+                                   payload.sort(n for n in nodes if n is not None), ran))
+    return RawProfile("openvino", tuple(layers), tuple(wall_ms[warmup:]), tuple(notes), statistic="mean")

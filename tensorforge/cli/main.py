@@ -10,9 +10,23 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import accuracy_cmd, backends_cmd, bench_cmd, build_cmd, info_cmd, loadtest_cmd, run_cmd, serve_cmd, zoo_cmd
+from . import (
+    accuracy_cmd,
+    backends_cmd,
+    bench_cmd,
+    build_cmd,
+    calibrate_cmd,
+    info_cmd,
+    loadtest_cmd,
+    profile_cmd,
+    run_cmd,
+    sensitivity_cmd,
+    serve_cmd,
+    zoo_cmd,
+)
 
-COMMANDS = (accuracy_cmd, bench_cmd, build_cmd, run_cmd, info_cmd, zoo_cmd, backends_cmd, loadtest_cmd, serve_cmd)
+COMMANDS = (accuracy_cmd, bench_cmd, build_cmd, calibrate_cmd, sensitivity_cmd, profile_cmd, run_cmd, info_cmd, zoo_cmd,
+            backends_cmd, loadtest_cmd, serve_cmd)
 
 DESCRIPTION = """\
 TensorForge turns a trained network (an ONNX file or a built-in zoo model) into an
@@ -21,6 +35,8 @@ optimized, verified engine file (.tfe), runs it and measures it.
 Start with:  tensorforge bench                 (benchmark the default model)
              tensorforge zoo list              (the built-in models)
              tensorforge build resnet50 -o resnet50.tfe
+             tensorforge build mnist_cnn --optimize latency --eval-data mnist5k -o m.tfe
+             tensorforge profile m.tfe          (time per layer, and its precision)
              tensorforge run resnet50.tfe --input x.npy --topk 5
 """
 

@@ -221,7 +221,7 @@ def _per_sample(batches: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarr
 def _random_calibration(specs: list) -> list[dict[str, np.ndarray]]:
     """The samples of tensorforge's calibration="random" (engine/precision_step.py: 4 seeded batches
     of 16 N(0,1) inputs), one sample per item."""
-    from tensorforge.engine.inputs import random_inputs
+    from tensorforge.core.specs import random_inputs
 
     return _per_sample([random_inputs(specs, 16, seed=100 + i) for i in range(4)])
 
@@ -326,7 +326,7 @@ def _summary_line(p: dict[str, Any]) -> str:
 def _host() -> dict[str, Any]:
     from importlib import metadata
 
-    from tensorforge.engine.fingerprint import host_fingerprint, library_versions
+    from tensorforge.core.host import host_fingerprint, library_versions
 
     libs = library_versions()
     for dist in ("openvino", "nncf", "torch"):
@@ -365,7 +365,7 @@ def _model_points(model: str, onnx_path: str | None, tmp: Path, args: argparse.N
     import onnx
 
     from tensorforge.bench.datasets_io import accuracy_data
-    from tensorforge.engine.inputs import io_specs, random_inputs
+    from tensorforge.core.specs import io_specs, random_inputs
     from tensorforge.models import zoo
 
     trained = onnx_path is not None

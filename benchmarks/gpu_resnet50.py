@@ -69,8 +69,8 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
+    from tensorforge.core.specs import random_inputs
     from tensorforge.engine.build import BuildOptions, build
-    from tensorforge.engine.inputs import random_inputs
     from tensorforge.tune.measure import output_error
 
     out_path = Path(args.out) / "gpu_resnet50.json"

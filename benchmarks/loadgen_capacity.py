@@ -116,7 +116,7 @@ def main() -> None:
     secs = 0.5 if args.smoke else 2.0
     loads = [5_000, 20_000, 50_000] if args.smoke else [5_000, 10_000, 20_000, 30_000, 50_000, 80_000, 120_000]
 
-    from tensorforge.engine.format import TensorSpec
+    from tensorforge.core.specs import TensorSpec
     from tensorforge.loadgen.targets import BatcherTarget, NoopTarget
     from tensorforge.serve.batching import BatcherConfig
 

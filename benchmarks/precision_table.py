@@ -29,8 +29,8 @@ import numpy as np
 def _engines(name: str, precisions: list[str], activations: str) -> dict[str, Any]:
     import onnx
 
+    from tensorforge.core.specs import io_specs, random_inputs
     from tensorforge.engine.build import BuildOptions, build
-    from tensorforge.engine.inputs import io_specs, random_inputs
     from tensorforge.precision import CalibrationSpec, PrecisionOptions, apply_precision
 
     fp32_engine, _ = build(name)
@@ -116,7 +116,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.smoke:
         args.models, args.duration, args.rounds = "tiny_cnn", 0.6, 2
-    from tensorforge.engine.fingerprint import host_fingerprint, library_versions
+    from tensorforge.core.host import host_fingerprint, library_versions
 
     t0 = time.perf_counter()
     result: dict[str, Any] = {

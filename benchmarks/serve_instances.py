@@ -57,8 +57,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
 
+    from tensorforge.core.specs import random_inputs
     from tensorforge.engine.build import build
-    from tensorforge.engine.inputs import random_inputs
     from tensorforge.engine.runtime import Engine
     from tensorforge.serve.batching import BatcherConfig, DynamicBatcher
     from tensorforge.serve.worker import ProcessInstance, ThreadInstance

@@ -125,7 +125,7 @@ def part_a(engine: Path, args: argparse.Namespace) -> dict[str, object]:
     import tritonclient.http as th
 
     import tensorforge
-    from tensorforge.engine.inputs import random_inputs
+    from tensorforge.core.specs import random_inputs
 
     session = tensorforge.load(engine, threads=args.threads, check_finite=False, warn_host=False)
     spec = session.inputs[0]
@@ -221,7 +221,7 @@ def part_a(engine: Path, args: argparse.Namespace) -> dict[str, object]:
 
 def part_b(engine: Path, args: argparse.Namespace, start_rps: float) -> dict[str, object]:
     import tensorforge
-    from tensorforge.engine.inputs import random_inputs
+    from tensorforge.core.specs import random_inputs
 
     session = tensorforge.load(engine, threads=args.load_threads, check_finite=False, warn_host=False)
     spec = session.inputs[0]
@@ -249,7 +249,7 @@ def part_b(engine: Path, args: argparse.Namespace, start_rps: float) -> dict[str
 
 def capacity_bound(session: Any, args: argparse.Namespace, rounds: int = 3, seconds: float = 1.0) -> dict[str, object]:
     """In-process samples/s at batch 1 and at the max batch (alternating rounds): what batching can add here."""
-    from tensorforge.engine.inputs import random_inputs
+    from tensorforge.core.specs import random_inputs
 
     batches = {1: random_inputs(session.inputs, 1, seed=0), args.max_batch: random_inputs(session.inputs,
                                                                                           args.max_batch, seed=0)}
@@ -278,7 +278,7 @@ def part_c(engine: Path, args: argparse.Namespace, ours: dict[str, object], star
     import base64
 
     import tensorforge
-    from tensorforge.engine.inputs import random_inputs
+    from tensorforge.core.specs import random_inputs
 
     try:
         import litserve  # noqa: F401
@@ -369,8 +369,8 @@ def main() -> None:
     HTTP_PARSER, EVENT_LOOP = args.http_parser, args.event_loop
     parts = set(args.parts.split(","))
 
+    from tensorforge.core.host import host_fingerprint
     from tensorforge.engine.build import build
-    from tensorforge.engine.fingerprint import host_fingerprint
 
     result: dict[str, object] = {"model": args.model, "threads": args.threads, "load_threads": args.load_threads,
                                  "instances": args.instances,

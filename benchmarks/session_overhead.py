@@ -32,8 +32,8 @@ def main() -> None:
 
     import onnxruntime as ort
 
+    from tensorforge.core.specs import random_inputs
     from tensorforge.engine.build import build, resolve_source
-    from tensorforge.engine.inputs import random_inputs
 
     original, _, _ = resolve_source(args.model)
     engine, _ = build(original)

@@ -103,7 +103,7 @@ def _make(kind: str, spec: tuple[str, str | None]) -> tuple[Callable[[dict], Any
 
 def _round_robin(kinds: list[str], model: str, batch: int, engine_path: str, rounds: int,
                  round_s: float) -> dict[str, dict]:
-    from tensorforge.engine.inputs import io_specs, random_inputs
+    from tensorforge.core.specs import io_specs, random_inputs
     from tensorforge.models import zoo
 
     feeds = random_inputs(io_specs(zoo.build(model))[0], batch, seed=batch)
@@ -125,7 +125,7 @@ def _tuned(model: str, objective: str, batch: int, budget: float, path: str) -> 
 def _best_batch(model_bytes: bytes, inputs: list, batches: list[int]) -> tuple[int, dict[int, float]]:
     from tensorforge.bench.peers import bare_onnxruntime
     from tensorforge.bench.timing import Timer
-    from tensorforge.engine.inputs import random_inputs
+    from tensorforge.core.specs import random_inputs
 
     run = bare_onnxruntime(model_bytes)
     rates = {}
@@ -152,8 +152,8 @@ def main() -> int:
     import torch
 
     from tensorforge.bench.peers import ort_version
-    from tensorforge.engine.fingerprint import host_fingerprint
-    from tensorforge.engine.inputs import io_specs
+    from tensorforge.core.host import host_fingerprint
+    from tensorforge.core.specs import io_specs
     from tensorforge.models import zoo
 
     doc: dict[str, Any] = {"schema": "tensorforge.tuned-vs-peers/3", "host": host_fingerprint(),

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import onnx
 
-from ..engine.fingerprint import host_fingerprint
+from ..core.host import host_fingerprint
 from ..errors import InputError
 from ..precision.evaluate import EvalData, run_model, score
 from ..precision.metrics import topk_accuracy

@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..engine.format import TensorSpec
-from ..engine.inputs import io_specs
+from ..core.specs import TensorSpec, io_specs
 from ..errors import InputError
 from ..precision.calibration import CalibrationData
 from ..precision.evaluate import EvalData

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import helper, shape_inference
 
-from ..engine.inputs import io_specs
+from ..core.specs import io_specs
 
 
 def _nbytes(value: onnx.ValueInfoProto) -> int | None:

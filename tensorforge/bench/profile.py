@@ -36,7 +36,7 @@ import onnx
 from ..backends.base import SessionConfig
 from ..backends.profiling import QDQ_OPS, GraphIndex, RawLayerTime, RawProfile
 from ..backends.registry import get_backend
-from ..engine.inputs import random_inputs
+from ..core.specs import random_inputs
 from ..engine.runtime import Engine
 from ..errors import BackendUnavailable, InputError
 

@@ -26,9 +26,9 @@ from typing import Any, Callable
 
 import onnx
 
+from ..core.host import host_fingerprint, library_versions
+from ..core.specs import concrete_shape, random_inputs
 from ..engine.build import BuildOptions, build, resolve_source
-from ..engine.fingerprint import host_fingerprint, library_versions
-from ..engine.inputs import concrete_shape, random_inputs
 from ..engine.runtime import Engine
 from ..engine.streams import StreamPool, threads_per_stream
 from ..errors import InputError, ResourceError, TensorForgeError

@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..engine.fingerprint import fingerprint_differences
+    from ..core.host import fingerprint_differences
     from ..engine.runtime import Engine
 
     engine = Engine.load(args.engine)

@@ -1,1 +1,2 @@
-"""What every layer shares and nothing else: the host's CPU (``host``). Imports no other layer."""
+"""What every layer shares, and nothing else: the host (``host``: CPU, ISA flags, fingerprint) and
+tensor specs with random inputs (``specs``). Imports no other layer."""

@@ -18,16 +18,15 @@ import onnx
 
 from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
-from ..core.host import isa_flags
+from ..core.host import host_fingerprint, isa_flags, library_versions
+from ..core.specs import io_specs, random_inputs
 from ..errors import BuildError, ModelError, VerificationError
 from ..graph import analysis
 from ..graph.batch import batch_dim_of, set_batch
 from ..graph.io import load_model, model_hash, normalize
 from ..graph.pipelines import run_pipeline
 from .device import backend_for_device, resolve_device
-from .fingerprint import host_fingerprint, library_versions
 from .format import MODEL_PAYLOAD, sha256, write_engine
-from .inputs import io_specs, random_inputs
 from .runtime import Engine
 
 ModelSource = "str | os.PathLike[str] | onnx.ModelProto"

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,25 +32,6 @@ MODEL_PAYLOAD = "model.onnx"
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, dtype (NumPy name, e.g. ``float32``) and shape; a str dim is symbolic (``"N"``)."""
-
-    name: str
-    dtype: str
-    shape: tuple[int | str | None, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TensorSpec":
-        return cls(name=str(d["name"]), dtype=str(d["dtype"]), shape=tuple(d["shape"]))
-
-    def shape_str(self) -> str:
-        return "(" + ", ".join("?" if d is None else str(d) for d in self.shape) + ")"
 
 
 def write_engine(path: str | os.PathLike[str], manifest: dict[str, Any], payloads: dict[str, bytes]) -> Path:

@@ -19,8 +19,8 @@ import onnx
 
 from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
+from ..core.specs import io_specs, random_inputs
 from ..errors import BuildError, CalibrationError
-from .inputs import io_specs, random_inputs
 
 # max |low - fp32| / max |fp32| over random inputs, worst output (FP16 keeps 11 significant
 # bits, BF16 8: errors compound through a deep network's layers)

@@ -18,9 +18,10 @@ import numpy as np
 
 from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
+from ..core.host import fingerprint_differences
+from ..core.specs import TensorSpec
 from ..errors import InputError
-from .fingerprint import fingerprint_differences
-from .format import MODEL_PAYLOAD, TensorSpec, read_engine
+from .format import MODEL_PAYLOAD, read_engine
 
 Inputs = "np.ndarray | Mapping[str, np.ndarray]"
 

@@ -161,7 +161,7 @@ def _open(config: TargetConfig, o: LoadtestOptions, seed: int) -> Target:
 def loadtest(configs: Sequence[TargetConfig], options: LoadtestOptions, progress: Progress | None = None,
              outdir: str | Path = "loadtest-results") -> LoadtestReport:
     """Run the load test described by ``options`` on every configuration; LoadGen logs go under ``outdir``."""
-    from ..engine.fingerprint import host_fingerprint
+    from ..core.host import host_fingerprint
 
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     say = progress or (lambda message: None)

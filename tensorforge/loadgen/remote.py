@@ -34,8 +34,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..engine.format import TensorSpec
-from ..engine.inputs import random_inputs
+from ..core.specs import TensorSpec, random_inputs
 from ..errors import InputError, ServingError
 from .targets import DoneFn
 

@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Se
 
 import numpy as np
 
-from ..engine.format import TensorSpec
-from ..engine.inputs import random_inputs
+from ..core.specs import TensorSpec, random_inputs
 from ..errors import InputError
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..engine.format import TensorSpec
+from ..core.specs import TensorSpec
 from ..errors import InputError
 
 __all__ = ["SENTENCES", "PACKAGE", "model_dir", "available", "tokenize", "feeds"]

@@ -30,7 +30,7 @@ import onnx
 
 from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
-from ..engine.inputs import io_specs, random_inputs
+from ..core.specs import io_specs, random_inputs
 from ..errors import BuildError, CalibrationError
 from .cache import CalibrationCache, load_cache, save_cache
 from .calibration import CalibrationData, Preprocess

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..engine.format import TensorSpec
+from ..core.specs import TensorSpec
 from ..errors import CalibrationError
 
 __all__ = ["Preprocess", "CalibrationData", "CalibrationStream", "iter_calibration_batches", "load_calibration_data",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 import onnx
 
-from ..engine.inputs import io_specs
+from ..core.specs import io_specs
 from ..errors import CalibrationError
 from ..graph.io import model_hash
 from .calibration import CalibrationData, Preprocess, iter_calibration_batches, load_calibration_data

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..engine.format import TensorSpec
+from ..core.specs import TensorSpec
 from ..engine.runtime import Engine
 from ..errors import ConfigError, ModelNotFound, TensorForgeError
 from .batching import BatcherObserver, DynamicBatcher

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..engine.fingerprint import fingerprint_differences, host_fingerprint
+from ..core.host import fingerprint_differences, host_fingerprint
 
 FORMAT = "tensorforge.timing-cache/1"
 

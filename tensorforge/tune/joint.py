@@ -45,7 +45,7 @@ from typing import Any, Callable
 import onnx
 
 from ..backends.base import SessionConfig
-from ..engine.inputs import io_specs, random_inputs
+from ..core.specs import io_specs, random_inputs
 from ..errors import BackendUnavailable, InputError
 from ..precision.api import CalibrationSpec
 from ..precision.evaluate import AccuracyBudget, EvalData, run_model, score

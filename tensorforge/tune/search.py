@@ -31,8 +31,8 @@ import numpy as np
 
 from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
-from ..engine.format import TensorSpec, sha256
-from ..engine.inputs import random_inputs
+from ..core.specs import TensorSpec, random_inputs
+from ..engine.format import sha256
 from ..errors import BackendUnavailable, InputError, TuningError
 from .cache import TimingCache, cache_key
 from .measure import LocalContender, check_outputs, duel

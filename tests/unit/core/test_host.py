@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tensorforge.core import host
-from tensorforge.engine.fingerprint import host_fingerprint
+from tensorforge.core.host import host_fingerprint
 
 
 def test_flags_are_the_known_isa_features_in_order():

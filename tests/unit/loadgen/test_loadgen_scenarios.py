@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from tensorforge.engine.format import TensorSpec
+from tensorforge.core.specs import TensorSpec
 from tensorforge.errors import InputError
 from tensorforge.loadgen.scenarios import ScenarioSettings, run_scenario
 from tensorforge.loadgen.targets import BatcherTarget, NoopTarget, open_target, sleep_executor

@@ -6,8 +6,8 @@ import numpy as np
 import onnx
 import pytest
 
+from tensorforge.core.specs import io_specs, random_inputs
 from tensorforge.engine.build import build
-from tensorforge.engine.inputs import io_specs, random_inputs
 from tensorforge.errors import CalibrationError
 from tensorforge.graph.io import model_hash
 from tensorforge.precision import CalibrationSpec, PrecisionOptions, apply_precision

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tensorforge.engine.format import TensorSpec
+from tensorforge.core.specs import TensorSpec
 from tensorforge.errors import CalibrationError
 from tensorforge.precision.calibration import Preprocess, load_calibration_data
 

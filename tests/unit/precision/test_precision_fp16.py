@@ -6,8 +6,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tensorforge.core.specs import io_specs, random_inputs
 from tensorforge.engine.build import build
-from tensorforge.engine.inputs import io_specs, random_inputs
 from tensorforge.precision.fp16 import compute_in_fp32, convert_float, missing_kernels
 
 # Stated tolerance: FP16 within 1e-2 relative (max error / max |FP32 output|); BF16 (8-bit mantissa) within 5e-2.

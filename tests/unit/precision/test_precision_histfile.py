@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from tensorforge.backends import registry
-from tensorforge.engine.inputs import io_specs, random_inputs
+from tensorforge.core.specs import io_specs, random_inputs
 from tensorforge.errors import CalibrationError
 from tensorforge.precision import (
     CalibrationData,

@@ -6,8 +6,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tensorforge.core.specs import io_specs, random_inputs
 from tensorforge.engine.build import build
-from tensorforge.engine.inputs import io_specs, random_inputs
 from tensorforge.errors import BuildError
 from tensorforge.precision.collect import collect_histograms, ranges_from_histograms
 from tensorforge.precision.int8 import Int8Options, first_last_layers, layer_groups, quantize_qdq

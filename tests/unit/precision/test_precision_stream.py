@@ -6,8 +6,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from tensorforge.engine.format import TensorSpec
-from tensorforge.engine.inputs import io_specs
+from tensorforge.core.specs import TensorSpec, io_specs
 from tensorforge.errors import CalibrationError
 from tensorforge.precision import (
     CalibrationSpec,

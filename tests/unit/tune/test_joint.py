@@ -15,8 +15,8 @@ import pytest
 
 from tensorforge.backends.base import SessionConfig
 from tensorforge.backends.registry import get_backend, register_backend, unregister_backend
+from tensorforge.core.specs import io_specs
 from tensorforge.engine.build import BuildOptions, build, resolve_source
-from tensorforge.engine.inputs import io_specs
 from tensorforge.errors import BuildError, InputError
 from tensorforge.graph.io import normalize
 from tensorforge.graph.pipelines import run_pipeline

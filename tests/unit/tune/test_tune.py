@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from tensorforge.backends.registry import register_backend, unregister_backend
+from tensorforge.core.specs import io_specs
 from tensorforge.engine.build import BuildOptions, build
-from tensorforge.engine.inputs import io_specs
 from tensorforge.errors import InputError, TuningError
 from tensorforge.tune import Candidate, TimingCache, TuneOptions, default_space, tune
 
@@ -138,7 +138,7 @@ def test_a_worker_that_dies_while_starting_is_reported_not_waited_for(tiny, monk
 UNGUARDED_SCRIPT = """
 import onnx
 from onnx import TensorProto, helper
-from tensorforge.engine.format import TensorSpec
+from tensorforge.core.specs import TensorSpec
 from tensorforge.tune import Candidate, TuneOptions, tune
 
 import numpy as np

@@ -1,15 +1,44 @@
-"""IO specs read off an ONNX graph, and random inputs shaped by them (for verification and bench)."""
+"""Tensor specs — name, dtype, shape with symbolic axes — read off an ONNX graph, and random
+inputs shaped by them. Every layer shares them: the engine manifest records them, the build
+verifies, the tuner and calibration feed, bench and the load generator send with them.
+
+Example::
+
+    inputs, outputs = io_specs(model)
+    feeds = random_inputs(inputs, batch=8, seed=0)
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import onnx
 from onnx import helper
 
 from ..errors import ModelError
-from .format import TensorSpec
+
+__all__ = ["TensorSpec", "concrete_shape", "io_specs", "random_inputs"]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, dtype (NumPy name, e.g. ``float32``) and shape; a str dim is symbolic (``"N"``)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str | None, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TensorSpec":
+        return cls(name=str(d["name"]), dtype=str(d["dtype"]), shape=tuple(d["shape"]))
+
+    def shape_str(self) -> str:
+        return "(" + ", ".join("?" if d is None else str(d) for d in self.shape) + ")"
 
 
 def _spec(value: onnx.ValueInfoProto) -> TensorSpec:

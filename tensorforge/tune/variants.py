@@ -94,9 +94,10 @@ def numerics(variants: list[Variant], backends: list[str], wanted: list[str], de
         notes.append("openvino bf16/fp16 skipped: this CPU does not compute them natively (OPTIMIZATION_CAPABILITIES "
                      f"{native or ['FP32', 'INT8']}); emulated they run slower than FP32")
     out: list[Point] = []
-    if "torch" in backends and any(v.precision != "fp32" for v in variants):
-        notes.append("torch runs the FP32 graph only: TensorForge's ONNX → torch converter takes float graphs, "
-                     "not Q/DQ ones")
+    torch_note = ("torch runs the FP32 graph only: TensorForge's ONNX → torch converter takes float graphs, "
+                  "not Q/DQ ones")
+    if "torch" in backends and any(v.precision != "fp32" for v in variants) and torch_note not in notes:
+        notes.append(torch_note)
     for v in variants:
         for backend in backends:
             if backend == "torch" and v.precision != "fp32":

@@ -79,10 +79,24 @@ class ServingCore:
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
         try:
-            self.model(name, version)
-        except ModelNotFound:
+            self.check_model_ready(name, version)
+        except (ModelNotFound, ModelUnavailable):
             return False
-        return not self.shutting_down
+        return True
+
+    def check_model_ready(self, name: str, version: str | None = None) -> ModelVersion:
+        """The model version if it is ready to serve; otherwise the reason, as the error the adapters map:
+        ModelNotFound (404) for a name the repository does not hold or a version it has not loaded,
+        ModelUnavailable (503) for a model it holds but has not loaded (or unloaded), or a stopping server."""
+        try:
+            mv = self.model(name, version)
+        except ModelNotFound as exc:
+            if version or name not in self.repository.names():
+                raise
+            raise ModelUnavailable(f"{exc}; load it with POST /v2/repository/models/{name}/load") from None
+        if self.shutting_down:
+            raise ModelUnavailable(f"model {name!r} is not ready: the server is shutting down")
+        return mv
 
     def model_metadata(self, mv: ModelVersion) -> dict[str, Any]:
         return {"name": mv.name, "versions": self.repository.versions(mv.name) or [mv.version], "platform": mv.platform,

@@ -10,10 +10,19 @@ microsecond of routing shows up in the added latency; the routes are few and fix
   POST /v2/models/{name}[/versions/{v}]/infer      JSON, or JSON + binary tensors
   POST /v2/repository/index;  POST /v2/repository/models/{name}/load | /unload
 
-Errors are ``{"error": "..."}`` with 400 (bad request), 401 (auth), 404 (unknown model or
-route), 413 (body too large), 503 + Retry-After (queue full / stopping), 504 (timed out in
-the queue), 500 (the model failed on this request's batch). A client that disconnects
-while its request is queued has that request dropped before it is computed.
+Every answer has a JSON body, the one the Open Inference Protocol specifies: ``{"live": true}``,
+``{"ready": true}`` (503 ``{"ready": false, "error": …}`` while stopping), ``{"name", "ready":
+true}`` for a ready model, ``{"name", "version", "extensions"}``, ``{"name", "versions", "platform",
+"inputs", "outputs"}``, the inference response; the extensions answer as Triton does (index list,
+statistics), load/unload with ``{"name", "load"|"unload": true}`` as KServe's own server does.
+Triton's clients read only the status, KServe's read the body, so both work.
+
+Errors are ``{"error": "..."}`` with 400 (bad request), 401 (auth), 404 (unknown model, version
+or route), 405 (wrong method), 413 (body too large), 415 (unknown Content-Encoding), 503 +
+Retry-After (queue full, model not loaded, stopping), 504 (timed out in the queue), 500 (the
+model failed on this request's batch). A model that is not ready answers its ready route
+with 404 (unknown name or version) or 503 (in the repository but not loaded, or stopping).
+A client that disconnects while its request is queued has that request dropped before it is computed.
 """
 
 from __future__ import annotations
@@ -78,10 +87,15 @@ class HttpApp:
             raise _HttpError(404, f"no route {scope['path']}; the API lives under /v2")
         rest = parts[1:]
         if rest[:1] == ["health"] and len(rest) == 2 and method == "GET":
-            ok = True if rest[1] == "live" else self.core.ready() if rest[1] == "ready" else None
-            if ok is None:
-                raise _HttpError(404, f"no route {scope['path']}")
-            return await _respond(send, 200 if ok else 503, b"")
+            if rest[1] == "live":
+                return await _respond_json(send, {"live": True})
+            if rest[1] != "ready":
+                raise _HttpError(404, f"no route {scope['path']}; health is /v2/health/live or /v2/health/ready")
+            if self.core.ready():
+                return await _respond_json(send, {"ready": True})
+            # a probe reads the status, a JSON client the body: 503 and both keys of the two schemas
+            return await _respond_json(send, {"ready": False, "error": "the server is shutting down"}, 503,
+                                       [(b"retry-after", self._retry_after)])
         self._check_auth(scope)
         if not rest and method == "GET":
             return await _respond_json(send, self.core.server_metadata())
@@ -115,8 +129,9 @@ class HttpApp:
         if method != "GET":
             raise _HttpError(405 if action in ("", "ready", "config", "stats") else 404,
                              f"{method} is not allowed on {scope['path']}")
-        if action == "ready":
-            return await _respond(send, 200 if self.core.model_ready(name, version) else 400, b"")
+        if action == "ready":     # not ready: ModelNotFound (404) / ModelUnavailable (503) with {"error": …}
+            mv = self.core.check_model_ready(name, version)
+            return await _respond_json(send, {"name": mv.name, "ready": True})
         if action == "stats":
             return await _respond_json(send, self.core.statistics(name, version))
         mv = self.core.model(name, version)
@@ -144,7 +159,7 @@ class HttpApp:
                 await asyncio.to_thread(self.core.repository.load, name, config)
             else:
                 await asyncio.to_thread(self.core.repository.unload, name)
-            return await _respond(send, 200, b"")
+            return await _respond_json(send, {"name": name, rest[2]: True})   # KServe's body; Triton's is empty
         raise _HttpError(404, f"no route {scope['path']}")
 
     async def _read_body(self, scope: Scope, receive: Receive, align_at: int = 0) -> bytes | memoryview:
@@ -275,8 +290,29 @@ def _error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
-async def _respond_json(send: Send, data: Any) -> None:
-    await _respond(send, 200, json.dumps(data, separators=(",", ":")).encode())
+def malformed_request_response(detail: str) -> bytes:
+    """The whole 400 answer to bytes that are not HTTP (then the connection closes): the protocol's error
+    object, the same from our httptools protocol (wire.py) and from uvicorn (:func:`h11_protocol`)."""
+    body = _error_body(f"malformed HTTP request ({detail})")
+    return (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (len(body), body))
+
+
+def h11_protocol() -> type:
+    """uvicorn's h11 protocol, answering a malformed request with the JSON error object, not its text/plain."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class _H11Protocol(H11Protocol):  # type: ignore[misc]
+        def send_400_response(self, msg: str) -> None:
+            self.transport.write(malformed_request_response(msg))
+            self.transport.close()
+
+    return _H11Protocol
+
+
+async def _respond_json(send: Send, data: Any, status: int = 200,
+                        headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await _respond(send, status, json.dumps(data, separators=(",", ":")).encode(), headers)
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None,

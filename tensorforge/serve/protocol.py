@@ -287,9 +287,10 @@ def encode_http_response(model_name: str, model_version: str, request: InferRequ
         else:
             entry["data"] = array_to_json(array)
         tensors.append(entry)
-    response: dict[str, Any] = {"model_name": model_name, "model_version": model_version, "outputs": tensors}
-    if request.id:
-        response["id"] = request.id
+    # "id" always: the protocol lists it unconditionally (the request's, "" when it sent none, as in a gRPC
+    # response) and KServe's SDK refuses a response without it; Triton leaves it out, its clients don't care
+    response: dict[str, Any] = {"model_name": model_name, "model_version": model_version, "id": request.id,
+                                "outputs": tensors}
     header = json.dumps(response, separators=(",", ":")).encode()
     if not blobs:
         return header, None

@@ -112,9 +112,9 @@ class InferenceServer:
         elif sock is not None:
             import uvicorn
 
-            from .http import HttpApp
+            from .http import HttpApp, h11_protocol
 
-            uv_config = uvicorn.Config(HttpApp(self.core), http="h11", lifespan="off",
+            uv_config = uvicorn.Config(HttpApp(self.core), http=h11_protocol(), lifespan="off",
                                        log_level="warning", access_log=False,
                                        timeout_graceful_shutdown=int(max(1, self.config.drain_timeout_s)),
                                        server_header=False, date_header=False, backlog=2048)

@@ -34,6 +34,7 @@ from typing import Any, Awaitable, Callable
 import httptools
 import numpy as np
 
+from .http import malformed_request_response
 from .wire_cycle import HIGH_WATER, Cycle
 
 App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
@@ -153,7 +154,7 @@ class _Connection(asyncio.BufferedProtocol):
         except httptools.HttpParserUpgrade:
             pass                              # no upgrades offered: the request is served as HTTP/1.1
         except (httptools.HttpParserError, UnicodeDecodeError, ValueError) as exc:
-            self._reject(f"malformed HTTP request ({exc})")
+            self._reject(str(exc))
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -260,8 +261,8 @@ class _Connection(asyncio.BufferedProtocol):
             return
         request.keep_alive = False
         await request.send({"type": "http.response.start", "status": 500,
-                            "headers": [(b"content-type", b"text/plain")]})
-        await request.send({"type": "http.response.body", "body": b"Internal Server Error"})
+                            "headers": [(b"content-type", b"application/json")]})
+        await request.send({"type": "http.response.body", "body": b'{"error":"internal server error"}'})
 
     def response_done(self, request: Cycle) -> None:
         if not request.keep_alive:
@@ -293,9 +294,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _reject(self, message: str) -> None:
         if not self.closed:
-            body = message.encode()
-            self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
-                                 b"connection: close\r\n\r\n%s" % (len(body), body))
+            self.transport.write(malformed_request_response(message))    # the protocol's error object, even here
             self.transport.close()
         self.closed = True
 

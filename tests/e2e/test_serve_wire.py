@@ -133,8 +133,10 @@ def test_http_1_0_closes_after_the_response(server):
 def test_malformed_request_is_400_and_closed(server):
     with connect(server) as sock, sock.makefile("rb") as f:
         sock.sendall(b"GARBAGE\x00\x01 / HTTP/1.1\r\n\r\n")
-        assert f.readline().split()[1] == b"400"
-        f.read()                                          # returns: the server closed the connection
+        status, headers, body = read_response(f)
+        assert status == 400 and headers["content-type"] == "application/json"
+        assert "malformed HTTP request" in json.loads(body)["error"]      # the protocol's error object
+        assert f.read() == b""                            # the server closed the connection
 
 
 def test_body_over_the_limit_is_413_and_the_connection_stays_usable(server, mlp):

@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="where the engine runs: cpu, cuda, or auto = cuda when a backend here can use a GPU "
                         "(default: cpu)")
     p.add_argument("--no-verify", action="store_true", help="skip the numerical check (not recommended)")
+    p.add_argument("--verify-data", metavar="FILE.npz", help="sample inputs for the numerical check: an .npz with "
+                   "one array per model input, named after it (default: test_data_set_0/input_*.pb beside the "
+                   "model, else random inputs in the model's shapes)")
     q = p.add_argument_group("reduced precision")
     q.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8", "best"),
                    help="fp32 (default); fp16/bf16 (checked against FP32, ~1e-2); int8 (QDQ, needs --calib); "
@@ -109,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     options = BuildOptions(calibration_preprocess=_preprocess(args), calibration_samples=args.calib_samples,
                            pipeline=args.pipeline, batch=args.batch, max_batch=args.max_batch, backend=args.backend,
                            device=args.device, threads=args.threads, verify=not args.no_verify,
+                           verify_data=args.verify_data,
                            precision=args.precision or "fp32", calibration=args.calib,
                            calibration_method=args.calib_method, optimize=args.optimize,
                            precisions=(args.precision,) if args.optimize and args.precision not in (None, "best")

@@ -1,7 +1,8 @@
 """The build pipeline: model source → import → graph passes → verify → Engine file.
 
-Nothing is written unless the optimized graph matches the original on random inputs
-within the FP32 tolerance; the :class:`BuildReport` says what every step changed.
+Nothing is written unless the optimized graph matches the original within the FP32 tolerance,
+on inputs the model accepts (sample data, test data beside the model, else inputs in the model's
+own shapes: see verify_inputs.py); the :class:`BuildReport` says what every step changed.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 
 from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
 from ..core.host import host_fingerprint, isa_flags, library_versions
-from ..core.specs import io_specs, random_inputs
+from ..core.specs import io_specs
 from ..errors import BuildError, ModelError, VerificationError
 from ..graph import analysis
 from ..graph.batch import batch_dim_of, set_batch
@@ -28,6 +28,7 @@ from ..graph.pipelines import run_pipeline
 from .device import backend_for_device, resolve_device
 from .format import MODEL_PAYLOAD, sha256, write_engine
 from .runtime import Engine
+from .verify import Verification, verify_build
 
 ModelSource = "str | os.PathLike[str] | onnx.ModelProto"
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "best")     # the same list as precision.PRECISIONS (tested)
@@ -46,6 +47,7 @@ class BuildOptions:
     threads: int | None = None
     verify: bool = True
     verify_batch: int = 2
+    verify_data: Any = None                 # sample inputs to verify on: an .npz path or {input name: array}
     rtol: float = 1e-5      # on the max-normalized error, see _compare
     seed: int = 0
     # reduced precision (see engine/precision_step.py and the precision package)
@@ -100,16 +102,6 @@ class GraphSummary:
     def of(cls, model: onnx.ModelProto) -> "GraphSummary":
         return cls(nodes=len(model.graph.node), ops=analysis.op_histogram(model),
                    params=analysis.count_params(model), macs_per_sample=analysis.count_macs(model, batch=1))
-
-
-@dataclass(frozen=True)
-class Verification:
-    batch: int
-    max_abs_err: float
-    max_norm_err: float      # max |opt - ref| / max |ref|, per output, worst output
-    tolerance: float
-    passed: bool
-    reference: str = "onnxruntime FP32, graph optimizations off, original model"
 
 
 @dataclass(frozen=True)
@@ -218,14 +210,16 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
     verification = None
     if options.verify:
         t = time.perf_counter()
-        verification = _verify(reference_model, old_batch, payload, options)
+        verification = verify_build(reference_model, old_batch, payload, options,
+                                    Path(origin) if Path(origin).is_file() else None,
+                                    original if _opset(original) < _opset(reference_model) else None)
         timings["verify"] = time.perf_counter() - t
         if not verification.passed:
             raise VerificationError(
                 f"the optimized {name!r} differs from the original: max normalized error "
                 f"{verification.max_norm_err:.3g} > tolerance {verification.tolerance:.3g} "
-                f"(max abs {verification.max_abs_err:.3g}); nothing was written. Rebuild with "
-                "--pipeline none to skip graph passes, and please report the model")
+                f"(max abs {verification.max_abs_err:.3g}) on {verification.data}; nothing was written. Rebuild "
+                "with pipeline='none' to skip graph passes, and please report the model")
 
     step = None
     optimization = None
@@ -357,50 +351,3 @@ def _tune(payload: bytes, model: onnx.ModelProto, options: BuildOptions, device:
 
 def _opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
-def _verify(reference: onnx.ModelProto, ref_batch: int | str | None, payload: bytes,
-            options: BuildOptions) -> Verification:
-    """Run original and optimized on the same random inputs; compare every output.
-
-    When the original has a fixed batch (e.g. 1) and the build changed it, the original
-    runs chunk by chunk on the same rows, so the check also proves the batch rewrite.
-    """
-    ort = get_backend("onnxruntime")
-    ref_cfg = SessionConfig("cpu", options.threads, {"graph_optimization_level": "disable"})
-    ref_session = ort.create_session(reference.SerializeToString(), ref_cfg)
-    opt_session = ort.create_session(payload, SessionConfig("cpu", options.threads))
-    opt_inputs, _ = io_specs(onnx.load_from_string(payload))
-    batch = options.batch or options.verify_batch
-    if options.max_batch:
-        batch = min(batch, options.max_batch)
-    if options.batch is None and isinstance(ref_batch, int) and options.max_batch is None:
-        batch = ref_batch
-    feeds = random_inputs(opt_inputs, batch, seed=options.seed)
-    try:
-        got = opt_session.run(feeds)
-        chunk = ref_batch if isinstance(ref_batch, int) else batch
-        if batch % chunk:
-            raise BuildError(f"cannot verify: batch {batch} is not a multiple of the original batch {chunk}")
-        parts = [ref_session.run({k: v[i:i + chunk] for k, v in feeds.items()}) for i in range(0, batch, chunk)]
-        want = [np.concatenate([p[j] for p in parts], axis=0) if len(parts) > 1 else parts[0][j]
-                for j in range(len(parts[0]))]
-    except ModelError as exc:
-        raise BuildError(f"verification run failed: {exc}") from exc
-    max_abs = max_norm = 0.0
-    for g, w in zip(got, want):
-        if g.shape != w.shape:
-            raise VerificationError(f"optimized output shape {g.shape} differs from the original's {w.shape}")
-        if g.dtype.kind not in "fc":
-            if not np.array_equal(g, w):
-                max_abs = max_norm = float("inf")
-            continue
-        g64, w64 = g.astype(np.float64), w.astype(np.float64)
-        both_nan = np.isnan(g64) & np.isnan(w64)
-        diff = np.where(both_nan, 0.0, np.abs(g64 - w64))
-        abs_err = float(np.nanmax(diff, initial=0.0)) if not np.isnan(diff).any() else float("inf")
-        scale = float(np.nanmax(np.abs(w64), initial=0.0)) or 1.0
-        max_abs = max(max_abs, abs_err)
-        max_norm = max(max_norm, abs_err / scale)
-    return Verification(batch=batch, max_abs_err=max_abs, max_norm_err=max_norm, tolerance=options.rtol,
-                        passed=max_norm <= options.rtol)

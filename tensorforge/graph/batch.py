@@ -14,7 +14,7 @@ from onnx import numpy_helper
 
 from tensorforge.errors import BuildError, ModelError
 
-__all__ = ["batch_dim_of", "set_batch"]
+__all__ = ["batch_dim_of", "batch_inputs", "set_batch"]
 
 
 def batch_dim_of(model: onnx.ModelProto) -> int | str | None:
@@ -33,6 +33,30 @@ def batch_dim_of(model: onnx.ModelProto) -> int | str | None:
     if d.HasField("dim_param") and d.dim_param:
         return str(d.dim_param)
     return None
+
+
+def _dim0(vi: onnx.ValueInfoProto) -> int | str | None:
+    t = vi.type
+    if not t.HasField("tensor_type") or not t.tensor_type.HasField("shape") or not t.tensor_type.shape.dim:
+        return None
+    d = t.tensor_type.shape.dim[0]
+    if d.HasField("dim_value"):
+        return int(d.dim_value)
+    return str(d.dim_param) if d.HasField("dim_param") and d.dim_param else None
+
+
+def batch_inputs(model: onnx.ModelProto) -> list[str]:
+    """The graph inputs that share the batch axis: dim 0 equal to the first input's dim 0.
+
+    A fixed batch of 2 on the first input does not make a ``[3, 4]`` weight fed as the second
+    input a batch of 3 (``MatMul([2, 3], [3, 4])``, ``Add([2, 3], [3])``): only inputs whose dim 0
+    is the same value (or the same symbol) share it. Initializers listed as inputs never do.
+    """
+    batch = batch_dim_of(model)
+    if batch is None:
+        return []
+    inits = {t.name for t in model.graph.initializer}
+    return [vi.name for vi in model.graph.input if vi.name not in inits and _dim0(vi) == batch]
 
 
 def _set_dim0(vi: onnx.ValueInfoProto, batch: int | str) -> None:
@@ -129,7 +153,8 @@ def _fix_reshapes(model: onnx.ModelProto, old: int) -> None:
 
 
 def set_batch(model: onnx.ModelProto, batch: int | str) -> onnx.ModelProto:
-    """A copy of ``model`` whose inputs and outputs have dim 0 = ``batch``.
+    """A copy of ``model`` whose batch inputs (:func:`batch_inputs`) and the outputs with the
+    same dim 0 have dim 0 = ``batch``; other inputs and outputs keep their shapes.
 
     ``batch`` int fixes it, str makes it symbolic (e.g. ``"N"``). Stale ``value_info`` is
     dropped, and Reshape nodes whose constant target shape hard-codes the old fixed batch
@@ -150,11 +175,12 @@ def set_batch(model: onnx.ModelProto, batch: int | str) -> onnx.ModelProto:
     out.CopyFrom(model)
     if isinstance(old, int) and old != batch:
         _fix_reshapes(out, old)
-    inits = {t.name for t in out.graph.initializer}
+    shared = set(batch_inputs(model))
     for vi in out.graph.input:
-        if vi.name not in inits:  # an initializer-as-input keeps its weight shape
+        if vi.name in shared:  # an initializer-as-input or a weight fed as input keeps its shape
             _set_dim0(vi, batch)
     for vi in out.graph.output:
-        _set_dim0(vi, batch)
+        if _dim0(vi) in (old, None):
+            _set_dim0(vi, batch)
     del out.graph.value_info[:]
     return out

@@ -74,6 +74,44 @@ def _copy(vi: onnx.ValueInfoProto) -> onnx.ValueInfoProto:
     return c
 
 
+def _prelu_slopes_per_channel(model: onnx.ModelProto) -> int:
+    """Before opset 7, PRelu's 1-D slope of size C applied per channel (axis 1); from opset 7 it
+    broadcasts numpy-style (against the last axis), which ``version_converter`` does not rewrite.
+    Reshape such constant slopes to ``[C, 1, ..., 1]`` so the upgraded model computes the same.
+    Returns how many slopes were reshaped."""
+    inits = {t.name: t for t in model.graph.initializer}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - without shapes, the ranks are read off the graph inputs only
+        inferred = model
+    ranks = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in
+             [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]
+             if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape")}
+    uses: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    changed = 0
+    for node in model.graph.node:
+        if node.op_type != "PRelu" or node.domain not in ("", "ai.onnx") or len(node.input) < 2:
+            continue
+        slope, rank = inits.get(node.input[1]), ranks.get(node.input[0], 0)
+        if slope is None or len(slope.dims) != 1 or slope.dims[0] == 1 or rank < 3:
+            continue
+        if uses[slope.name] > 1 or any(vi.name == slope.name for vi in model.graph.input):
+            # shared (or also fed as an input): this node gets its own reshaped copy
+            copy = onnx.TensorProto()
+            copy.CopyFrom(slope)
+            copy.name = f"{slope.name}_per_channel_{changed}"
+            copy.dims[:] = [slope.dims[0]] + [1] * (rank - 2)
+            model.graph.initializer.append(copy)     # append copies: set the dims first
+            node.input[1] = copy.name
+        else:
+            slope.dims[:] = [slope.dims[0]] + [1] * (rank - 2)
+        changed += 1
+    return changed
+
+
 def normalize(model: onnx.ModelProto, *, min_opset: int = 13) -> tuple[onnx.ModelProto, list[str]]:
     """Make a model from the wild uniform; return ``(model, notes)``.
 
@@ -101,6 +139,8 @@ def normalize(model: onnx.ModelProto, *, min_opset: int = 13) -> tuple[onnx.Mode
         (o.version for o in out.opset_import if o.domain in ("", "ai.onnx")), None
     )
     if version is not None and version < min_opset:
+        if version < 7 and _prelu_slopes_per_channel(out):
+            notes.append("PRelu slopes reshaped to [C, 1, ...] (per-channel before opset 7)")
         try:
             out = onnx.version_converter.convert_version(out, min_opset)
             out.ir_version = max(
@@ -109,7 +149,7 @@ def normalize(model: onnx.ModelProto, *, min_opset: int = 13) -> tuple[onnx.Mode
             onnx.checker.check_model(out)
         except Exception as e:
             raise ModelError(
-                f"cannot upgrade the model from opset {version} to {min_opset}: "
+                f"opset upgrade: cannot upgrade the model from opset {version} to {min_opset}: "
                 f"{type(e).__name__}: {e}; re-export it at opset {min_opset} or newer"
             ) from e
         notes.append(f"upgraded opset {version} -> {min_opset}")

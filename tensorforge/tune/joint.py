@@ -204,9 +204,6 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
             points += extra
 
     timed, never = representatives(points, {name: v.graph for name, v in by_name.items()})
-    payloads = Payloads(models={p.name: by_name[p.variant].model_bytes for p in points},
-                        tolerances={p.name: tolerance(p.precision) for p in points},
-                        never_win=frozenset(), expand=None)
     space = {(p.name, p.backend): p for p in points}
     batch = options.batch or (1 if options.objective == "latency" else 8)
     tried = [Candidate("onnxruntime", variant=BASELINE)]
@@ -227,7 +224,9 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
         return [c.with_variant(point.name, **point.options)
                 for c in backend_space(incumbent.backend, options.objective, options.device, batch=batch)]
 
-    payloads = Payloads(payloads.models, payloads.tolerances, never_labels, expand)
+    payloads = Payloads(models={p.name: by_name[p.variant].model_bytes for p in points},
+                        tolerances={p.name: tolerance(p.precision) for p in points},
+                        never_win=never_labels, expand=expand)
     say(f"timing {len(tried)} candidate(s) for {options.objective} at batch {batch} "
         f"(budget {options.budget_s:g} s), then the winner's settings")
     tuning = tune(variants[0].model_bytes, inputs,

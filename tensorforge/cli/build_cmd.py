@@ -217,6 +217,8 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
         console.print(f"verified at batch {v.batch} against {v.reference}: max abs error {v.max_abs_err:.2e}, "
                       f"max normalized error {v.max_norm_err:.2e} (tolerance {v.tolerance:.0e}) — "
                       + ("[green]passed[/green]" if v.passed else "[red]FAILED[/red]"))
+        for name, what in v.nonfinite.items():
+            console.print(f"[yellow]warning:[/yellow] output {name!r}: {what} — check the model and its inputs")
     _print_precision(report)
     if report.optimization is None:
         _print_tuning(report)

@@ -8,7 +8,7 @@ node onnxruntime names, the input shapes, and what to try.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,6 +32,7 @@ class Verification:
     passed: bool
     reference: str = "onnxruntime FP32, graph optimizations off, original model"
     data: str = "random inputs, shapes from the model"
+    nonfinite: dict[str, str] = field(default_factory=dict)   # output -> "k of n values NaN/Inf in the original"
 
 
 def _shapes(feeds: Mapping[str, np.ndarray]) -> str:
@@ -133,7 +134,9 @@ def verify_build(reference: onnx.ModelProto, ref_batch: int | str | None, payloa
     opt_session = _session(ort, payload, SessionConfig("cpu", options.threads), "optimized", chosen, None)
     got = _run(opt_session, feeds, "optimized", chosen, None)
     max_abs = max_norm = 0.0
-    for g, w in zip(got, want):
+    nonfinite: dict[str, str] = {}
+    names = [o.name for o in reference.graph.output]
+    for j, (g, w) in enumerate(zip(got, want)):
         g, w = np.asarray(g), np.asarray(w)
         if g.shape != w.shape:
             raise VerificationError(f"optimized output shape {g.shape} differs from the original's {w.shape}")
@@ -142,6 +145,10 @@ def verify_build(reference: onnx.ModelProto, ref_batch: int | str | None, payloa
                 max_abs = max_norm = float("inf")
             continue
         g64, w64 = g.astype(np.float64), w.astype(np.float64)
+        bad = int(w64.size - np.count_nonzero(np.isfinite(w64)))
+        if bad:     # "error 0" between two NaNs proves nothing: say so
+            name = names[j] if j < len(names) else f"output {j}"
+            nonfinite[name] = f"{bad} of {w64.size} values NaN/Inf in the original (compared where finite)"
         both_nan = np.isnan(g64) & np.isnan(w64)
         diff = np.where(both_nan, 0.0, np.abs(g64 - w64))
         abs_err = float(np.nanmax(diff, initial=0.0)) if not np.isnan(diff).any() else float("inf")
@@ -149,4 +156,4 @@ def verify_build(reference: onnx.ModelProto, ref_batch: int | str | None, payloa
         max_abs = max(max_abs, abs_err)
         max_norm = max(max_norm, abs_err / scale)
     return Verification(batch=batch, max_abs_err=max_abs, max_norm_err=max_norm, tolerance=options.rtol,
-                        passed=max_norm <= options.rtol, data=chosen.data)
+                        passed=max_norm <= options.rtol, data=chosen.data, nonfinite=nonfinite)

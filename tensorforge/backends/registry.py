@@ -61,9 +61,22 @@ def get_backend(name: str = DEFAULT_BACKEND) -> Backend:
     return backend
 
 
+def conformance() -> dict[str, object]:
+    """The conformance suite's result per backend (``tests/conformance``, summarized into the package's
+    ``conformance.json`` and checked against the suite's expectations files by a test)."""
+    import json
+    from importlib import resources
+
+    try:
+        return json.loads(resources.files(__package__).joinpath("conformance.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):      # a broken install: the rest of the listing still works
+        return {}
+
+
 def describe_backends() -> list[dict[str, object]]:
     """One row per known backend: name, available, devices, versions or the reason it is not."""
     rows: list[dict[str, object]] = []
+    suite = conformance().get("backends", {})
     for name in _BACKENDS:
         try:
             b = get_backend(name)
@@ -73,4 +86,5 @@ def describe_backends() -> list[dict[str, object]]:
         except BackendUnavailable as exc:
             rows.append({"name": name, "available": False, "devices": [], "versions": {}, "reason": str(exc),
                          "notes": []})
+        rows[-1]["conformance"] = suite.get(name) if isinstance(suite, dict) else None
     return rows

@@ -21,7 +21,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..backends.registry import describe_backends
 
     table = Table(title="Backends")
-    for col in ("backend", "available", "devices", "versions / reason", "notes"):
+    for col in ("backend", "available", "devices", "versions / reason", "onnx conformance", "notes"):
         table.add_column(col)
     for row in describe_backends():
         versions: dict[str, str] = row["versions"]  # type: ignore[assignment]
@@ -29,6 +29,16 @@ def _run(args: argparse.Namespace) -> int:
         notes: list[str] = row.get("notes") or []  # type: ignore[assignment]
         detail = ", ".join(f"{k} {v}" for k, v in versions.items()) if row["available"] else row["reason"]
         table.add_row(str(row["name"]), "yes" if row["available"] else "no", ", ".join(devices), str(detail),
-                      "\n".join(notes))
+                      _share(row.get("conformance")), "\n".join(notes))
     console.print(table)
+    console.print("onnx conformance: of the models with test data inside the onnx package, how many build, run "
+                  "and match their shipped outputs on the backend (the rest: typed refusals, or known wrong "
+                  "answers); measured by tests/conformance")
     return 0
+
+
+def _share(row: object) -> str:
+    if not isinstance(row, dict) or not row.get("cases"):
+        return "—"
+    text = f"{row['passed']}/{row['cases']} pass ({100 * row['passed'] / row['cases']:.0f} %)"
+    return text + (f", {row['known_failure']} wrong" if row.get("known_failure") else "")

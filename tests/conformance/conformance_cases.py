@@ -99,6 +99,21 @@ def expectations(backend: str) -> dict[str, dict[str, str]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def summary() -> dict[str, object]:
+    """What ``tensorforge backends`` shows (``tensorforge/backends/conformance.json``): per backend, the
+    cases its suite runs (every folder on onnxruntime; all but ``light`` on the others) and how many
+    pass, are refused with a typed error, or are known wrong — from the expectations files."""
+    rows: dict[str, dict[str, int]] = {}
+    for backend in ("onnxruntime", "openvino", "torch"):
+        suite = {c.key for c in cases() if backend == "onnxruntime" or c.folder != "light"}
+        listed = {k: v for k, v in expectations(backend).items() if k in suite}
+        wrong = sum(1 for v in listed.values() if "known_failure" in v)
+        rows[backend] = {"cases": len(suite), "passed": len(suite) - len(listed),
+                         "typed_refusal": len(listed) - wrong, "known_failure": wrong}
+    return {"suite": "the models with test data inside the onnx package (onnx/backend/test/data)",
+            "onnx": onnx.__version__, "backends": rows}
+
+
 if __name__ == "__main__":       # python tests/conformance/conformance_cases.py [backend] > table
     import sys
     import time

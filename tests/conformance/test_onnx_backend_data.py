@@ -12,7 +12,7 @@ prints every result (and writes them to /tmp/conformance_<backend>.json).
 from __future__ import annotations
 
 import pytest
-from conformance_cases import Case, cases, expectations, run_case
+from conformance_cases import Case, cases, expectations, run_case, summary
 
 import tensorforge.errors as errors
 from tensorforge.backends.registry import get_backend
@@ -79,3 +79,13 @@ def test_expectations_name_real_cases():
     for backend in BACKENDS:
         stale = sorted(set(expectations(backend)) - keys)
         assert not stale, f"expected_{backend}.json lists models that are not in the suite: {stale}"
+
+
+def test_the_packaged_summary_matches_the_expectations():
+    """`tensorforge backends` shows tensorforge/backends/conformance.json: it must say what this suite says.
+    Regenerate it with: cd tests/conformance && python -c "import json, conformance_cases as c;
+    print(json.dumps(c.summary(), indent=1))" > ../../tensorforge/backends/conformance.json"""
+    from tensorforge.backends.registry import conformance
+
+    packaged = conformance()
+    assert packaged["backends"] == summary()["backends"], "regenerate tensorforge/backends/conformance.json"

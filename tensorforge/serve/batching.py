@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from concurrent.futures import Future
@@ -34,6 +35,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from ..errors import ConfigError, InputError, ModelUnavailable, QueueFullError, RequestTimeout
+from .limits import MAX_TIMEOUT_US
 from .merge import merge, request_rows, signature, split
 from .scheduling import BatchScheduler, QueuedRequest, _dead
 
@@ -66,8 +68,9 @@ class BatcherConfig:
             raise ConfigError(f"max_queue_size must be >= 1, got {self.max_queue_size}")
         if self.instances < 1:
             raise ConfigError(f"instances must be >= 1, got {self.instances}")
-        if self.default_timeout_ms is not None and self.default_timeout_ms <= 0:
-            raise ConfigError(f"default_timeout_ms must be > 0 or None (no timeout), got {self.default_timeout_ms}")
+        if self.default_timeout_ms is not None and not 0 < self.default_timeout_ms <= MAX_TIMEOUT_US / 1000:
+            raise ConfigError(f"default_timeout_ms must be in (0, {MAX_TIMEOUT_US // 1000}] or None (no timeout), "
+                              f"got {self.default_timeout_ms}")
         if self.priority_levels < 1:
             raise ConfigError(f"priority_levels must be >= 1, got {self.priority_levels}")
 
@@ -165,9 +168,9 @@ class DynamicBatcher:
         if not 0 <= priority < self.config.priority_levels:
             raise InputError(f"priority {priority} is outside 0..{self.config.priority_levels - 1} "
                              f"(this model has {self.config.priority_levels} priority level(s); 0 is served first)")
+        if timeout_ms is not None and not 0 < timeout_ms <= MAX_TIMEOUT_US / 1000:
+            raise InputError(f"timeout_ms must be in (0, {MAX_TIMEOUT_US // 1000}], got {timeout_ms}")
         timeout = timeout_ms if timeout_ms is not None else self.config.default_timeout_ms
-        if timeout is not None and timeout <= 0:
-            raise InputError(f"timeout_ms must be > 0, got {timeout}")
         future: Future[dict[str, np.ndarray]] = Future()
         now = time.perf_counter()
         request = QueuedRequest(inputs=inputs, rows=rows, priority=priority, future=future, arrival_s=now,
@@ -319,6 +322,15 @@ class DynamicBatcher:
                 "instance started it; it was dropped (raise the timeout, or add instances)"))
 
     def _reaper_loop(self) -> None:
+        """Supervises the reaping: one bad deadline must not leave every later timeout unenforced."""
+        while True:
+            try:
+                return self._reap_until_closed()
+            except Exception:
+                logging.getLogger(__name__).exception("model %r: the queue-timeout thread failed; restarting it",
+                                                      self.name)
+
+    def _reap_until_closed(self) -> None:
         while True:
             with self._lock:
                 while True:
@@ -335,7 +347,7 @@ class DynamicBatcher:
                         self._counts["timed_out"] += len(expired)
                         break
                     timeout = self._deadlines[0][0] - now if self._deadlines else None
-                    self._reap.wait(timeout)
+                    self._reap.wait(None if timeout is None else min(timeout, 3600.0))   # below TIMEOUT_MAX
             self._fail_expired(expired)
 
     def _notify_dropped(self, reason: str) -> None:

@@ -87,8 +87,8 @@ class ModelConfig:
     def from_json(cls, text: str | bytes, source: str = "config", base: "ModelConfig | None" = None) -> "ModelConfig":
         try:
             data = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"{source}: not valid JSON ({exc})") from exc
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"{source}: not valid JSON ({type(exc).__name__}: {exc})") from None
         try:
             return cls.from_dict(data, base)
         except ConfigError as exc:
@@ -116,6 +116,8 @@ class ServerConfig:
     max_request_bytes: int = 64 * 2**20     # larger request bodies get 413 / RESOURCE_EXHAUSTED
     drain_timeout_s: float = 30.0           # on stop/SIGTERM: how long in-flight requests may take to finish
     retry_after_s: int = 1                  # Retry-After on 503 (queue full)
+    header_timeout_s: float = 30.0          # from a request's first byte to the end of its head (then 408, close)
+    body_timeout_s: float = 120.0           # from the end of the head to the last body byte (then 408, close)
     http_parser: str = "auto"               # "httptools": our lean HTTP/1.1 protocol (wire.py); "h11": uvicorn + h11;
                                             # "auto": httptools when installed
     event_loop: str = "auto"                # "uvloop" | "asyncio" | "auto" (uvloop when installed)
@@ -135,10 +137,14 @@ class ServerConfig:
             raise ConfigError(f"event_loop must be 'auto', 'asyncio' or 'uvloop', got {self.event_loop!r}")
         if self.drain_timeout_s < 0:
             raise ConfigError(f"drain_timeout_s must be >= 0, got {self.drain_timeout_s}")
+        for name in ("header_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"host": self.host, "http_port": self.http_port, "grpc_port": self.grpc_port,
                 "metrics_port": self.metrics_port, "auth": self.auth_token is not None,
                 "max_request_bytes": self.max_request_bytes, "drain_timeout_s": self.drain_timeout_s,
-                "retry_after_s": self.retry_after_s, "http_parser": self.http_parser,
+                "retry_after_s": self.retry_after_s, "header_timeout_s": self.header_timeout_s,
+                "body_timeout_s": self.body_timeout_s, "http_parser": self.http_parser,
                 "event_loop": self.event_loop}

@@ -14,7 +14,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import InputError
-from .protocol import InferRequest, array_from_bytes, array_to_bytes, check_shape, datatype_of, dtype_of, element_count
+from .limits import check_shape, element_count, param_int
+from .protocol import InferRequest, array_from_bytes, array_to_bytes, datatype_of, dtype_of
 
 _CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
              "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
@@ -69,14 +70,10 @@ def decode_grpc_request(request: Any) -> InferRequest:
             inputs[name] = array.reshape(shape)
         datatypes[name] = datatype
     params = {k: _param(v) for k, v in request.parameters.items()}
-    for key in ("priority", "timeout"):
-        value = params.get(key)
-        if value is not None and (isinstance(value, (bool, str, float)) or value < 0):
-            raise InputError(f"parameter {key!r} must be a non-negative integer, got {value!r}")
+    priority, timeout_us = param_int(params, "priority"), param_int(params, "timeout")
     outputs = [(o.name, True) for o in request.outputs] if len(request.outputs) else None
     return InferRequest(inputs=inputs, datatypes=datatypes, outputs=outputs, binary_output=True, id=request.id,
-                        priority=int(params.get("priority") or 0),
-                        timeout_us=int(params["timeout"]) if params.get("timeout") else None, parameters=params)
+                        priority=priority or 0, timeout_us=timeout_us or None, parameters=params)
 
 
 def encode_grpc_response(model_name: str, model_version: str, request: InferRequest,

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import InputError
 from .core import ServingCore, error_status, error_text
+from .limits import check_json_depth, loads_json
 from .protocol import decode_http_request, encode_http_response
 
 Scope = dict[str, Any]
@@ -278,9 +279,10 @@ def _json_object(body: bytes | memoryview) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _HttpError(400, f"request body is not valid JSON ({exc})") from None
+        data = loads_json(body)
+        check_json_depth(data, "the request body", skip="")
+    except InputError as exc:
+        raise _HttpError(400, str(exc)) from None
     if not isinstance(data, dict):
         raise _HttpError(400, "request body must be a JSON object")
     return data
@@ -295,6 +297,13 @@ def malformed_request_response(detail: str) -> bytes:
     object, the same from our httptools protocol (wire.py) and from uvicorn (:func:`h11_protocol`)."""
     body = _error_body(f"malformed HTTP request ({detail})")
     return (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (len(body), body))
+
+
+def request_timeout_response(detail: str) -> bytes:
+    """The whole 408 answer to a client too slow to send its request (then the connection closes)."""
+    body = _error_body(f"{detail}; send the whole request at once, or raise the server's timeout")
+    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
             b"connection: close\r\n\r\n%s" % (len(body), body))
 
 

@@ -22,6 +22,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
+from .limits import check_json_depth, check_shape, element_count, loads_json, param_int
+
+__all__ = ["DATATYPES", "InferRequest", "array_from_bytes", "array_from_json", "array_to_bytes", "array_to_json",
+           "check_shape", "datatype_of", "decode_http_request", "dtype_of", "element_count", "encode_http_response"]
 
 _DATATYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
@@ -54,20 +58,6 @@ def datatype_of(dtype: np.dtype[Any] | str) -> str:
         raise InputError(f"dtype {dt} has no KServe datatype") from None
 
 
-def element_count(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
-def check_shape(shape: Any, tensor: str) -> list[int]:
-    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                              for d in shape):
-        raise InputError(f"tensor {tensor!r}: shape must be a list of non-negative integers, got {shape!r}")
-    return shape
-
-
 # -- raw bytes <-> arrays (binary extension and gRPC raw contents) ------------------------------------
 def array_from_bytes(raw: bytes | memoryview, datatype: str, shape: Sequence[int], tensor: str) -> np.ndarray:
     """Decode one tensor's raw bytes; the byte count must match shape × element size exactly."""
@@ -86,8 +76,11 @@ def array_from_bytes(raw: bytes | memoryview, datatype: str, shape: Sequence[int
 
 
 def _bytes_elements(raw: bytes | memoryview, count: int, tensor: str) -> np.ndarray:
-    out = np.empty(count, dtype=object)
     view = memoryview(raw)
+    if count * 4 > len(view):                 # checked before allocating: each element takes >= 4 bytes
+        raise InputError(f"tensor {tensor!r}: the shape declares {count} BYTES elements, which need at least "
+                         f"{count * 4} bytes (4 per element), but the data has {len(view)}; send the real shape")
+    out = np.empty(count, dtype=object)
     pos = 0
     for i in range(count):
         if pos + 4 > len(view):
@@ -192,27 +185,16 @@ class InferRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def _param_int(params: Mapping[str, Any], key: str) -> int | None:
-    value = params.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InputError(f"parameter {key!r} must be a non-negative integer, got {value!r}")
-    return value
-
-
 def decode_http_request(body: bytes | memoryview, header_length: int | None) -> InferRequest:
     """Decode a POST …/infer body (JSON only, or JSON header + binary tensors)."""
     if header_length is None:
         header_length = len(body)
     elif not 0 < header_length <= len(body):
         raise InputError(f"Inference-Header-Content-Length is {header_length}, but the body has {len(body)} bytes")
-    try:
-        header = json.loads(bytes(body[:header_length]))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"request body is not valid JSON ({exc})") from None
+    header = loads_json(bytes(body[:header_length]))
     if not isinstance(header, dict):
         raise InputError("request JSON must be an object with an 'inputs' list")
+    check_json_depth(header, "the request JSON")
     raw_inputs = header.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise InputError("request JSON needs a non-empty 'inputs' list")
@@ -234,7 +216,7 @@ def decode_http_request(body: bytes | memoryview, header_length: int | None) -> 
         dtype_of(datatype, name)
         assert isinstance(datatype, str)
         tparams = item.get("parameters") or {}
-        size = _param_int(tparams, "binary_data_size") if isinstance(tparams, dict) else None
+        size = param_int(tparams, "binary_data_size") if isinstance(tparams, dict) else None
         if size is not None:
             if "data" in item:
                 raise InputError(f"input {name!r} has both 'data' and binary_data_size; send one of them")
@@ -267,7 +249,7 @@ def decode_http_request(body: bytes | memoryview, header_length: int | None) -> 
     return InferRequest(inputs=inputs, datatypes=datatypes, outputs=outputs,
                         binary_output=bool(params.get("binary_data_output", False)),
                         id=request_id if isinstance(request_id, str) else str(request_id),
-                        priority=_param_int(params, "priority") or 0, timeout_us=_param_int(params, "timeout"),
+                        priority=param_int(params, "priority") or 0, timeout_us=param_int(params, "timeout"),
                         parameters=params)
 
 

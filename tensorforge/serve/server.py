@@ -49,6 +49,7 @@ class InferenceServer:
         self._started = threading.Event()
         self._startup_error: BaseException | None = None
         self._stopped = threading.Event()
+        self.wire: Any = None                  # serve/wire.py's WireServer when http_parser is httptools
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> "InferenceServer":
@@ -107,7 +108,9 @@ class InferenceServer:
             from .http import HttpApp
             from .wire import WireServer
 
-            wire = WireServer(HttpApp(self.core), max_body_bytes=self.config.max_request_bytes)
+            wire = WireServer(HttpApp(self.core), max_body_bytes=self.config.max_request_bytes,
+                              header_timeout_s=self.config.header_timeout_s, body_timeout_s=self.config.body_timeout_s)
+            self.wire = wire
             await wire.start(sock)
         elif sock is not None:
             import uvicorn

@@ -5,15 +5,17 @@ more per request than this one (benchmarks/serve_latency.py, part a). It pauses 
 whenever 64 kB of body are unconsumed — so the sender stalls until the app task has run —
 grows the body by ``bytes +=`` (each chunk copies all before it), and the app then copies it
 once more to align the tensors. Here a body of known length is read by the kernel straight
-into one buffer (``asyncio.BufferedProtocol``): no copy in user space, and the buffer is
+into one buffer (``asyncio.BufferedProtocol``; it grows ×4 as bytes arrive, so a head that only
+claims a large body pins little memory): no copy in user space but the growth, and the buffer is
 placed so that the byte at ``Inference-Header-Content-Length`` — where the binary tensors of
 the KServe binary extension start — is 64-byte aligned, so the tensors decode in place. The
 buffer is reused by a later request once nothing refers to it any more. A
 response is written with one send. uvicorn still serves when ``http_parser`` is ``"h11"``.
 
 What it implements of HTTP/1.1, no more: keep-alive (idle connections close after
-``keepalive_s``), pipelining (in order, one request at a time), chunked request bodies (the
-parser decodes them; they reach the app chunk by chunk), ``Expect: 100-continue``,
+``keepalive_s``; a request head or body slower than its timeout gets 408 and a close), pipelining
+(in order, one request at a time), chunked request bodies (the parser decodes them; they reach the
+app chunk by chunk), ``Expect: 100-continue``,
 ``Connection: close`` and HTTP/1.0, HEAD, a 400 for malformed requests, ASGI
 ``http.disconnect`` when the client goes away, and a graceful shutdown: stop accepting, let
 in-flight requests finish, close idle connections. Upgrades (WebSocket, h2c) are not offered;
@@ -34,26 +36,34 @@ from typing import Any, Awaitable, Callable
 import httptools
 import numpy as np
 
-from .http import malformed_request_response
+from .http import malformed_request_response, request_timeout_response
 from .wire_cycle import HIGH_WATER, Cycle
 
 App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
                 Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
 _SCRATCH = 64 << 10           # read size for heads (and chunked bodies)
 _POOL = 8                     # body buffers kept for reuse, server-wide
+_FIRST_BODY = 1 << 20         # a body buffer starts this big and grows ×4 as bytes arrive, up to Content-Length
 
 
 class WireServer:
     """Serve one ASGI app on a listening socket: ``await start(sock)`` … ``await shutdown(timeout_s)``.
 
     ``max_body_bytes``: a body declared longer than this is not buffered in one piece (the app
-    answers 413 on seeing its Content-Length); it streams through the parser and is dropped.
+    answers 413 on seeing its Content-Length); it streams through the parser and is dropped. A body
+    buffer grows as its bytes arrive, so a head that only *claims* a large body pins little memory.
+    ``header_timeout_s`` bounds the time from a request's first byte to the end of its head, and
+    ``body_timeout_s`` from the end of the head to the last body byte (slow or stalled clients get 408
+    and the connection closes); ``keepalive_s`` bounds the wait for the first byte of the next request.
     """
 
-    def __init__(self, app: App, *, max_body_bytes: int, keepalive_s: float = 60.0) -> None:
+    def __init__(self, app: App, *, max_body_bytes: int, keepalive_s: float = 60.0, header_timeout_s: float = 30.0,
+                 body_timeout_s: float = 120.0) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.keepalive_s = keepalive_s
+        self.header_timeout_s = header_timeout_s
+        self.body_timeout_s = body_timeout_s
         self.connections: set[_Connection] = set()
         # One loop thread reads every connection and each read is parsed before the next, so the
         # heads share one scratch buffer; body buffers of finished requests wait in a small pool.
@@ -110,6 +120,9 @@ class _Connection(asyncio.BufferedProtocol):
         self.closed = self.shutting_down = self.reading_paused = self.write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._phase = "idle"                         # what the timer guards: "idle" (keep-alive), "head", "body"
+        self._deadline = 0.0                         # loop time the head/body timer fires at
+        self._left_s: float | None = None            # … time it had left when reading paused
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._addr: dict[str, Any] = {}
@@ -136,15 +149,19 @@ class _Connection(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         sink = self.sink
         if sink is not None and sink.body is not None:
+            if sink.filled == len(sink.body):
+                self._grow(sink, sink.filled + 1)
             return sink.body[sink.filled:]
         return self.server.scratch
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._cancel_timer()
+        if self._phase == "idle":                            # the first byte of a request: its head is timed
+            self._phase = "head"
+            self._arm(self.server.header_timeout_s)
         sink = self.sink
         if sink is not None and sink.body is not None:       # the kernel wrote body bytes in place
             sink.filled += nbytes
-            if sink.filled == len(sink.body):
+            if sink.filled == sink.length:
                 # the parser saw only the start of this body: a fresh one reads the next request
                 self.parser = httptools.HttpRequestParser(self)
                 self.on_message_complete()
@@ -202,8 +219,11 @@ class _Connection(asyncio.BufferedProtocol):
             elif key == b"transfer-encoding":
                 chunked = True
         request = Cycle(self, scope, self.parser.should_keep_alive(), expect and version == "1.1")
+        self._phase = "body"
+        self._arm(self.server.body_timeout_s)
         if 0 < length <= self.server.max_body_bytes and not chunked:
-            self._give_buffer(request, length, align_at if align_at <= length else 0)
+            request.length, request.align_at = length, align_at if align_at <= length else 0
+            self._give_buffer(request, min(length, _FIRST_BODY), request.align_at)
             self.sink = request
         self.parsing = request
         if self.current is None:
@@ -217,6 +237,8 @@ class _Connection(asyncio.BufferedProtocol):
         if request is None or request.finished:
             return                            # answered already (e.g. 413): the rest of its body is dropped
         if request.body is not None:          # the start of a known-length body, read with the head
+            if request.filled + len(body) > len(request.body):
+                self._grow(request, request.filled + len(body))
             request.body[request.filled:request.filled + len(body)] = body
             request.filled += len(body)
             return
@@ -229,6 +251,8 @@ class _Connection(asyncio.BufferedProtocol):
     def on_message_complete(self) -> None:
         request = self.parsing
         self.sink = None
+        self._phase = "idle"
+        self._cancel_timer()
         if request is None:
             return
         request.complete = True
@@ -242,6 +266,15 @@ class _Connection(asyncio.BufferedProtocol):
         view = memoryview(buffer)
         pad = -(np.frombuffer(view, np.uint8, count=1).ctypes.data + align_at) % 64
         request.buffer, request.body = buffer, view[pad:pad + length]
+
+    def _grow(self, request: Cycle, need: int) -> None:
+        """Move the body read so far into a buffer of at least ``need`` bytes (×4, at most Content-Length):
+        copies add up to less than half the body, and memory follows the bytes that really arrived."""
+        assert request.body is not None and need <= request.length
+        old, filled = request.body, request.filled
+        self._give_buffer(request, min(request.length, max(need, 4 * len(old))), request.align_at)
+        assert request.body is not None
+        request.body[:filled] = old[:filled]
 
     # -- request lifecycle ------------------------------------------------------------------------
     def _start(self, request: Cycle) -> None:
@@ -269,8 +302,11 @@ class _Connection(asyncio.BufferedProtocol):
             self.transport.close()
         elif request.complete:
             self._next()
-        else:                                 # answered before its body arrived (413): read the rest, drop it;
-            request.chunks.clear()            # on_message_complete then moves on
+        else:                                 # answered before its body arrived (401, 413): read the rest through
+            if self.sink is request:          # the parser and drop it (no buffer); on_message_complete moves on
+                self.sink = None
+                request.buffer = request.body = None
+            request.chunks.clear()
             request.buffered = 0
             self.resume_reading()
 
@@ -290,7 +326,8 @@ class _Connection(asyncio.BufferedProtocol):
                 self.resume_reading()
         else:
             self.resume_reading()
-            self._arm_timer()
+            if self._phase == "idle":         # not while the next request's head is arriving (its own timer)
+                self._arm_timer()
 
     def _reject(self, message: str) -> None:
         if not self.closed:
@@ -303,15 +340,39 @@ class _Connection(asyncio.BufferedProtocol):
         if not self.reading_paused and not self.closed:
             self.reading_paused = True
             self.transport.pause_reading()
+            if self._phase != "idle" and self._timer is not None:   # the server, not the client, holds it up
+                self._left_s = self._deadline - self.loop.time()
+                self._cancel_timer()
 
     def resume_reading(self) -> None:
         if self.reading_paused and not self.closed and not self.pipeline:
             self.reading_paused = False
             self.transport.resume_reading()
+            if self._phase != "idle" and self._left_s is not None:
+                self._arm(self._left_s)
+            self._left_s = None
 
     def _arm_timer(self) -> None:
         self._cancel_timer()
         self._timer = self.loop.call_later(self.server.keepalive_s, self._idle_timeout)
+
+    def _arm(self, seconds: float) -> None:
+        """Time the head or body now arriving: from its first byte to its last, however it trickles in."""
+        self._cancel_timer()
+        self._deadline = self.loop.time() + seconds
+        self._timer = self.loop.call_at(self._deadline, self._read_timeout)
+
+    def _read_timeout(self) -> None:
+        self._timer = None
+        if self.closed:
+            return
+        what = "head" if self._phase == "head" else "body"
+        limit = self.server.header_timeout_s if what == "head" else self.server.body_timeout_s
+        current = self.current            # 408 only where no other response is (or will be) on the wire
+        if current is None or (current is self.parsing and what == "body" and not current.started):
+            self.transport.write(request_timeout_response(f"the request {what} did not arrive within {limit:g} s"))
+        self.transport.close()
+        self.closed = True                    # the app sees a disconnect; nothing more is written
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -25,7 +25,8 @@ _NO_BODY = frozenset({204, 304})
 class Cycle:
     """One request/response cycle; ``receive`` and ``send`` are its ASGI callables."""
 
-    __slots__ = ("conn", "scope", "chunks", "buffered", "buffer", "body", "filled", "complete", "delivered",
+    __slots__ = ("conn", "scope", "chunks", "buffered", "buffer", "body", "filled", "length", "align_at", "complete",
+                 "delivered",
                  "waiters", "keep_alive", "head", "expect_continue", "started", "head_sent", "finished", "status",
                  "headers", "chunked")
 
@@ -36,6 +37,8 @@ class Cycle:
         self.buffer: bytearray | None = None  # a body of known length is read into this …
         self.body: memoryview | None = None   # … at this (aligned) place
         self.filled = 0
+        self.length = 0                       # the declared Content-Length; ``body`` grows towards it as bytes arrive
+        self.align_at = 0
         self.complete = False                 # the whole body arrived
         self.delivered = False                # the app saw more_body False
         self.waiters: list[asyncio.Future[None]] = []

@@ -67,6 +67,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="asyncio event loop of the listeners (default auto: uvloop when installed)")
     net.add_argument("--drain-timeout", type=float, default=30.0,
                      help="seconds in-flight requests get to finish on shutdown (default 30)")
+    net.add_argument("--header-timeout", type=float, default=30.0,
+                     help="seconds from a request's first byte to the end of its headers, then 408 and close: "
+                          "a client trickling headers cannot hold a connection (default 30; our HTTP stack only)")
+    net.add_argument("--body-timeout", type=float, default=120.0,
+                     help="seconds from the end of the headers to the last body byte, then 408 and close "
+                          "(default 120; our HTTP stack only)")
     b = p.add_argument_group("batching and instances (defaults for every model; a repository config.json overrides)")
     b.add_argument("--max-batch-size", type=int, default=8, help="most samples per batch (default 8)")
     b.add_argument("--max-queue-delay-ms", type=float, default=10.0,
@@ -109,7 +115,8 @@ def _run(args: argparse.Namespace) -> int:
     config = ServerConfig(host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
                           metrics_port=args.metrics_port, auth_token=token,
                           max_request_bytes=int(args.max_request_mb * 2**20), drain_timeout_s=args.drain_timeout,
-                          http_parser=args.http_parser, event_loop=args.event_loop)
+                          http_parser=args.http_parser, event_loop=args.event_loop,
+                          header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout)
     if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
         err_console.print(f"[yellow]warning:[/yellow] listening on {args.host} without --auth-token-file: anyone "
                           "who can reach this machine can use and load/unload models")

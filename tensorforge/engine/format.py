@@ -10,32 +10,58 @@ Reading checks, in order: the file is a zip (else "not an engine file"), it hold
 ``manifest.json`` whose ``format`` is ours (else "a zip, but not a TensorForge engine"),
 its ``format_version`` is one this code reads, and every payload's size and sha256
 match the manifest (else "corrupted"). Nothing is unpickled, imported or executed.
+
+The manifest itself is covered by a sha256 of its bytes, kept in the zip comment
+(``tensorforge-engine`` then ``manifest-sha256=<hex>``); files from builds that wrote no
+comment are read with the other checks. With a signing key the comment also holds
+``hmac-sha256=<hex>`` of the manifest bytes — and the manifest holds every payload's
+sha256, so the signature covers the whole engine; a reader given a key refuses engines
+without a valid signature. The manifest is then checked against its schema and against
+the model's graph (:mod:`.manifest`).
+
+Sizes are checked before anything is inflated: each member's declared size must match the
+manifest, stay under ``max_bytes`` and not exceed ``MAX_RATIO`` times its compressed size;
+members are then read in chunks with a running count, so a header that lies about its size
+cannot make the reader hold more than it declared.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 from ..errors import EngineFileError
+from .manifest import validate_manifest
 
 FORMAT_NAME = "tensorforge-engine"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MANIFEST = "manifest.json"
 MODEL_PAYLOAD = "model.onnx"
+COMMENT_TAG = "tensorforge-engine"
+MAX_MANIFEST_BYTES = 16 << 20       # a manifest is JSON text: a few kB, a build report at most a few MB
+MAX_PAYLOAD_BYTES = 2 << 30         # protobuf cannot parse an ONNX model larger than 2 GiB
+MAX_RATIO = 100                     # engines are written stored; deflated weights shrink ~1.1x, bombs ~1000x
+_CHUNK = 1 << 20
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_engine(path: str | os.PathLike[str], manifest: dict[str, Any], payloads: dict[str, bytes]) -> Path:
-    """Write atomically (temp file + rename), so a crash never leaves half an engine behind."""
+def write_engine(path: str | os.PathLike[str], manifest: dict[str, Any], payloads: dict[str, bytes], *,
+                 key: bytes | None = None) -> Path:
+    """Write atomically (temp file + rename), so a crash never leaves half an engine behind.
+
+    ``key`` signs the engine (HMAC-SHA256 of the manifest, which lists every payload's sha256).
+    """
     path = Path(path)
     manifest = dict(manifest)
     manifest["format"] = FORMAT_NAME
@@ -43,8 +69,10 @@ def write_engine(path: str | os.PathLike[str], manifest: dict[str, Any], payload
     manifest["payloads"] = {name: {"sha256": sha256(data), "bytes": len(data)} for name, data in payloads.items()}
     tmp = path.with_name(path.name + ".tmp")
     try:
+        body = json.dumps(manifest, indent=2, sort_keys=True).encode()
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            zf.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+            zf.comment = _comment(body, key)
+            zf.writestr(MANIFEST, body)
             for name, data in payloads.items():
                 zf.writestr(name, data)
         os.replace(tmp, path)
@@ -54,8 +82,13 @@ def write_engine(path: str | os.PathLike[str], manifest: dict[str, Any], payload
     return path
 
 
-def read_engine(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Return (manifest, payloads) after every check above; EngineFileError names the problem."""
+def read_engine(path: str | os.PathLike[str], *, key: bytes | None = None,
+                max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Return (manifest, payloads) after every check above; EngineFileError names the problem.
+
+    ``key``: refuse the engine unless it carries a valid HMAC-SHA256 signature made with it.
+    ``max_bytes``: the largest payload accepted, checked before inflating.
+    """
     path = Path(path)
     if not path.is_file():
         raise EngineFileError(f"{path}: no such engine file")
@@ -71,30 +104,128 @@ def read_engine(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str,
                 raise EngineFileError(
                     f"{path}: a zip archive but not a TensorForge engine (no {MANIFEST}; it holds "
                     f"{names[:5]}{'...' if len(names) > 5 else ''})")
+            body = _read_member(path, zf, MANIFEST, None, min(max_bytes, MAX_MANIFEST_BYTES))
+            _check_comment(path, zf.comment, body, key)
             try:
-                manifest = json.loads(zf.read(MANIFEST))
-            except (ValueError, UnicodeDecodeError) as exc:
+                manifest = json.loads(body)
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise EngineFileError(f"{path}: {MANIFEST} is not valid JSON ({exc}); the file is corrupted") from exc
             _check_header(path, manifest)
-            payloads = {}
+            payloads: dict[str, bytes] = {}
+            total = 0
             for name, meta in manifest["payloads"].items():
                 if name not in names:
                     raise EngineFileError(f"{path}: payload {name!r} listed in the manifest is missing; corrupted file")
-                data = zf.read(name)
-                if len(data) != meta.get("bytes") or sha256(data) != meta.get("sha256"):
+                if not isinstance(meta, dict) or not _is_size(meta.get("bytes")) or not isinstance(
+                        meta.get("sha256"), str):
+                    raise EngineFileError(
+                        f"{path}: the manifest's entry for payload {name!r} is {repr(meta)[:80]}; expected "
+                        "{'sha256': hex, 'bytes': int}; the file is corrupted — rebuild it")
+                data = _read_member(path, zf, name, meta["bytes"], max_bytes - total)     # the limit is for all
+                total += len(data)
+                if sha256(data) != meta["sha256"]:
                     raise EngineFileError(
                         f"{path}: payload {name!r} fails its checksum (sha256 or size differs from the "
                         "manifest); the file is corrupted — rebuild it")
                 payloads[name] = data
     except zipfile.BadZipFile as exc:
         raise EngineFileError(f"{path}: damaged zip archive ({exc}); the file is truncated or corrupted") from exc
-    except (OSError, EOFError, zipfile.LargeZipFile) as exc:
+    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError, ValueError, OverflowError, struct.error,
+            zlib.error) as exc:
+        # what zipfile raises on damaged headers besides BadZipFile: NotImplementedError for an unknown
+        # compression method, zlib.error for a damaged deflate stream, struct.error/OverflowError for bad fields
         raise EngineFileError(f"{path}: cannot read the engine ({exc}); the file is truncated or corrupted") from exc
     if MODEL_PAYLOAD not in payloads:
         raise EngineFileError(f"{path}: the engine holds no {MODEL_PAYLOAD} payload")
+    validate_manifest(str(path), manifest, payloads[MODEL_PAYLOAD])
     return manifest, payloads
 
 
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _read_member(path: Path, zf: zipfile.ZipFile, name: str, expected: int | None, limit: int) -> bytes:
+    """Read one member, refusing before inflating when its declared size is wrong or too large, and
+    stopping as soon as the running count passes what it declared."""
+    info = zf.getinfo(name)
+    declared = info.file_size
+    if expected is not None and declared != expected:
+        raise EngineFileError(
+            f"{path}: payload {name!r} declares {declared} bytes in the zip but {expected} in the manifest; the "
+            "file is corrupted — rebuild it")
+    if declared > limit:
+        raise EngineFileError(
+            f"{path}: {name!r} would inflate to {declared} bytes, over the {limit}-byte limit; refusing to read it "
+            "(raise max_bytes= if this engine is genuinely that large)")
+    if info.flag_bits & 0x1:
+        raise EngineFileError(f"{path}: {name!r} is encrypted in the zip; engines are never encrypted — the file is "
+                              "corrupted or not an engine, rebuild it")
+    if info.compress_type != zipfile.ZIP_STORED and declared > _CHUNK and declared > MAX_RATIO * info.compress_size:
+        raise EngineFileError(
+            f"{path}: {name!r} inflates {info.compress_size} bytes to {declared} (over {MAX_RATIO}x): a zip bomb or a "
+            "corrupted file; refusing to inflate it — engines are written uncompressed, rebuild it")
+    if info.compress_size > path.stat().st_size:
+        raise EngineFileError(f"{path}: {name!r} declares {info.compress_size} stored bytes, more than the whole "
+                              "file holds; the file is truncated or corrupted — rebuild it")
+    with zf.open(info) as f:
+        if info.compress_type == zipfile.ZIP_STORED:
+            # nothing to inflate, and the size is bounded by the file on disk: one read holds the payload
+            # once, where chunks and a join would hold it twice
+            chunks = [f.read(declared)]
+            count = len(chunks[0])
+        else:
+            chunks, count = [], 0
+            while chunk := f.read(min(_CHUNK, declared - count + 1)):
+                count += len(chunk)
+                if count > declared:
+                    raise EngineFileError(f"{path}: {name!r} inflates past its declared {declared} bytes; "
+                                          "the file is corrupted — rebuild it")
+                chunks.append(chunk)
+        if f.read(1):
+            raise EngineFileError(f"{path}: {name!r} holds more than its declared {declared} bytes; the file is "
+                                  "corrupted — rebuild it")
+    if count != declared:
+        raise EngineFileError(f"{path}: {name!r} holds {count} bytes but declares {declared}; the file is truncated "
+                              "or corrupted — rebuild it")
+    return b"".join(chunks)
+
+
+def _comment(body: bytes, key: bytes | None) -> bytes:
+    lines = [COMMENT_TAG, f"manifest-sha256={sha256(body)}"]
+    if key is not None:
+        lines.append(f"hmac-sha256={_hmac(key, body)}")
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def _hmac(key: bytes, body: bytes) -> str:
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def _check_comment(path: Path, comment: bytes, body: bytes, key: bytes | None) -> None:
+    """Verify the manifest checksum (and signature) the writer put in the zip comment."""
+    fields: dict[str, str] = {}
+    text = comment.decode("ascii", errors="replace")
+    if text.startswith(COMMENT_TAG):
+        for line in text.splitlines()[1:]:
+            name, sep, value = line.partition("=")
+            if not sep:
+                raise EngineFileError(f"{path}: the engine's checksum record holds {line!r}; the file is corrupted "
+                                      "— rebuild it")
+            fields[name] = value
+        if fields.get("manifest-sha256") != sha256(body):
+            raise EngineFileError(
+                f"{path}: {MANIFEST} fails its checksum (its sha256 differs from the one written with it); the "
+                "manifest was altered or corrupted — rebuild the engine")
+    # else: written by a build from before manifest checksums; the schema and graph checks still apply
+    if key is not None:
+        signature = fields.get("hmac-sha256")
+        if signature is None:
+            raise EngineFileError(f"{path}: the engine is not signed, and a signing key was given; sign it with "
+                                  "write_engine(..., key=) or load it without key=")
+        if not hmac.compare_digest(signature.encode(), _hmac(key, body).encode()):
+            raise EngineFileError(f"{path}: the engine's signature does not match the given key; it was signed "
+                                  "with another key or altered since — refuse it, or re-sign it with this key")
 def _check_header(path: Path, manifest: Any) -> None:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         fmt = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__

@@ -41,8 +41,12 @@ class Engine:
         self.outputs = [TensorSpec.from_dict(d) for d in manifest["outputs"]]
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Engine":
-        manifest, payloads = read_engine(path)
+    def load(cls, path: str | os.PathLike[str], *, key: bytes | None = None) -> "Engine":
+        """Read and check an engine file (see :mod:`.format`); every problem is an EngineFileError.
+
+        ``key``: refuse the file unless it was signed with this key (``write_engine(..., key=)``).
+        """
+        manifest, payloads = read_engine(path, key=key)
         return cls(manifest, payloads[MODEL_PAYLOAD], Path(path))
 
     @property
@@ -171,11 +175,12 @@ def _all_finite(value: np.ndarray) -> bool:
     return bool(np.isfinite(value).all())
 
 
-def load(path: str | os.PathLike[str], *, threads: int | None = None, **kwargs: Any) -> Session:
+def load(path: str | os.PathLike[str], *, threads: int | None = None, key: bytes | None = None,
+         **kwargs: Any) -> Session:
     """Load an engine file and return a ready :class:`Session`.
 
     >>> import tensorforge, numpy as np                                    # doctest: +SKIP
     >>> session = tensorforge.load("mobilenet_v2.tfe", threads=2)          # doctest: +SKIP
     >>> out = session.run(np.zeros((1, 3, 224, 224), np.float32))          # doctest: +SKIP
     """
-    return Engine.load(path).session(threads=threads, **kwargs)
+    return Engine.load(path, key=key).session(threads=threads, **kwargs)

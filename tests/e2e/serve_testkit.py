@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -122,3 +123,9 @@ def wait_for(predicate, timeout_s: float = 10.0, what: str = "condition") -> Non
             return
         time.sleep(0.005)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def raw_connect(server, timeout: float = 10.0) -> socket.socket:
+    """A plain TCP connection to a running server's HTTP port (for raw-bytes tests)."""
+    host, port = server.http_url.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=timeout)

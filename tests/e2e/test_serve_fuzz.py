@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serve_testkit import build_engine, dtypes_model
+from serve_testkit import build_engine, dtypes_model, raw_connect
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from tensorforge.serve import InferenceServer, ServerConfig
@@ -179,8 +179,7 @@ def response_statuses(data: bytes) -> list[int]:
 def test_raw_http_bytes_never_5xx(server, request):
     count("http raw bytes")
     message, half_close = request
-    host, port = server.http_url.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
+    with raw_connect(server, timeout=30) as sock:
         sock.sendall(message)
         if half_close:
             sock.shutdown(socket.SHUT_WR)         # EOF: the server answers what it has, then closes

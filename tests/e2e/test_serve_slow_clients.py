@@ -4,10 +4,9 @@ answered before the body, and a head or body that stalls or trickles is cut off 
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
-from serve_testkit import build_engine, wait_for
+from serve_testkit import build_engine, raw_connect, wait_for
 
 from tensorforge.serve import InferenceServer, ServerConfig
 
@@ -38,8 +37,7 @@ def auth_server(engine):
 
 
 def connect(server):
-    host, port = server.http_url.rsplit(":", 1)
-    return socket.create_connection((host, int(port)), timeout=20)
+    return raw_connect(server, timeout=20)
 
 
 def read_until_closed(sock):

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from serve_testkit import build_engine
+from serve_testkit import build_engine, raw_connect
 
 import tensorforge
 from tensorforge.serve import InferenceServer, ServerConfig
@@ -36,8 +36,7 @@ def server(engine, request):
 
 
 def connect(server):
-    host, port = server.http_url.rsplit(":", 1)
-    return socket.create_connection((host, int(port)), timeout=10)
+    return raw_connect(server, timeout=10)
 
 
 def read_response(f):

@@ -48,10 +48,10 @@ def _stdout_to_stderr() -> None:
 
 def _worker(conn: Any, make: Make, kind: str, spec: Any, feeds: dict[str, np.ndarray]) -> None:
     """A contender in a process of its own: its thread pools and CPU pinning cannot touch the others."""
-    from tensorforge.bench.stats import latency_stats
+    from tensorforge.core.stats import latency_stats
 
     _stdout_to_stderr()
-    from tensorforge.bench.timing import Timer
+    from tensorforge.core.timing import Timer
 
     try:
         fn, per, facts = make(kind, spec)
@@ -155,6 +155,8 @@ def round_robin(make: Make, specs: dict[str, Any], feeds: dict[str, np.ndarray],
                 continue
             os.kill(proc.pid, signal.SIGSTOP)
         kinds = [k for k in kinds if k in workers]
+    from tensorforge.core.reference import compare
+
     ref = outputs.get(reference)
     for kind, (conn, proc) in workers.items():
         os.kill(proc.pid, signal.SIGCONT)
@@ -166,7 +168,7 @@ def round_robin(make: Make, specs: dict[str, Any], feeds: dict[str, np.ndarray],
         res["latency_ms"] = {k: round(float(v), 3) for k, v in latency.items() if k.endswith("_ms")}
         res.update(_summarize(res["round_rates"]))
         if ref is not None and outputs[kind].shape == ref.shape:
-            res[f"max_norm_err_vs_{reference}"] = float(np.abs(outputs[kind] - ref).max() / np.abs(ref).max())
+            res[f"max_norm_err_vs_{reference}"] = compare([outputs[kind]], [ref]).max_norm
     return out
 
 

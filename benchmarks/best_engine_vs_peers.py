@@ -69,14 +69,14 @@ def _make(kind: str, spec: dict[str, Any]) -> tuple[Callable[[dict], Any], int, 
     """(callable, requests per call, facts) for one contender; runs inside its worker process."""
     if kind == "tensorforge_best":
         import tensorforge
-        from tensorforge.engine.streams import StreamPool
+        from tensorforge.core.streams import StreamPool
 
         engine = tensorforge.Engine.load(spec["engine_path"])
         session = tensorforge.load(spec["engine_path"], warn_host=False)
-        backend = engine.manifest["backend"]
-        streams = int(backend["settings"].get("streams", 1))
-        facts = {"precision": engine.manifest.get("precision"), "backend": backend["name"],
-                 "settings": backend["settings"], "streams": streams}
+        backend = engine.manifest.backend
+        streams = backend.settings.streams or 1
+        facts = {"precision": engine.manifest.precision, "backend": backend.name,
+                 "settings": backend.settings.to_dict(), "streams": streams}
         if streams > 1:
             return StreamPool(session.run, streams), streams, facts
         return session.run, 1, facts
@@ -206,9 +206,9 @@ def _build_best(source: str, path: str, batch: int, budget_s: float, calibration
     return {"build_options": kwargs, "build_s": round(time.perf_counter() - t, 1),
             "chosen": optimization.pop("chosen", None), "front": optimization.pop("front", None),
             "accuracy_unknown": (not known) if known is not None else calibration == "random",
-            "optimization": optimization, "precision": engine.manifest.get("precision"),
-            "backend": engine.manifest["backend"]["name"], "settings": engine.manifest["backend"]["settings"],
-            "engine_accuracy_record": engine.manifest.get("accuracy"), "warnings": list(report.warnings),
+            "optimization": optimization, "precision": engine.manifest.precision,
+            "backend": engine.manifest.backend.name, "settings": engine.manifest.backend.settings.to_dict(),
+            "engine_accuracy_record": engine.manifest.to_dict()["accuracy"], "warnings": list(report.warnings),
             "timings_s": report.timings_s}
 
 
@@ -364,9 +364,9 @@ def _model_points(model: str, onnx_path: str | None, tmp: Path, args: argparse.N
     """Quantize the peers once, then for each batch: build tensorforge_best, time (and score) everyone."""
     import onnx
 
-    from tensorforge.bench.datasets_io import accuracy_data
     from tensorforge.core.specs import io_specs, random_inputs
     from tensorforge.models import zoo
+    from tensorforge.models.accuracy_data import accuracy_data
 
     trained = onnx_path is not None
     if onnx_path is None:

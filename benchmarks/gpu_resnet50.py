@@ -10,8 +10,8 @@ What runs, all in one process, and is written to ``DIR/gpu_resnet50.json`` after
    graph passes and verification on ONNX Runtime CPU);
 2. for each mode (``eager``; ``compile`` = ``torch.compile`` with CUDA graphs) the engine's
    session on the torch backend with ``dtype=float16`` (weights and compute in FP16, FP32 in
-   and out), checked against ONNX Runtime FP32 on the CPU (max normalized error ≤ 1e-2,
-   the FP16 tolerance), then timed per batch: warm-up, 3 rounds of ``--seconds``, median
+   and out), checked against the FP32 reference session (ONNX Runtime on the CPU, max normalized
+   error ≤ the FP16 tolerance of ``core.tolerances``), then timed per batch: warm-up, 3 rounds of ``--seconds``, median
    samples/s and p50 latency of ``session.run`` — host arrays in, host arrays out, so the
    figure includes the PCIe copies — and, beside it, the same module on inputs already in
    GPU memory (``device_resident``, the way giexec/trtexec time by default);
@@ -32,21 +32,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 WHITEPAPER_V100_FP16 = {1: 504, 2: 797, 4: 1450, 8: 2493, 64: 5572, 128: 6024}
 
 
 def _timed(fn, feeds, seconds: float, rounds: int = 3) -> dict:
-    from tensorforge.bench.timing import Timer
+    from tensorforge.core.stats import latency_stats
+    from tensorforge.core.timing import Timer
 
     timer = Timer(fn)
     timer.warm(feeds, min(seconds, 1.0))
     for _ in range(rounds):
         timer.run_for(feeds, seconds, min_iterations=3)
     rates = sorted(timer.round_rates)
-    return {"calls_per_s": rates[len(rates) // 2], "p50_ms": float(np.median(timer.samples)) / 1e6,
-            "p99_ms": float(np.percentile(timer.samples, 99)) / 1e6,
+    lat = latency_stats(timer.samples)
+    return {"calls_per_s": rates[len(rates) // 2], "p50_ms": lat.p50_ms, "p99_ms": lat.p99_ms,
             "round_spread_pct": (rates[-1] - rates[0]) / (2 * rates[len(rates) // 2]) * 100}
 
 
@@ -69,9 +68,11 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
+    from tensorforge.backends.reference import reference_session
+    from tensorforge.core.reference import compare
     from tensorforge.core.specs import random_inputs
+    from tensorforge.core.tolerances import tolerance
     from tensorforge.engine.build import BuildOptions, build
-    from tensorforge.tune.measure import output_error
 
     out_path = Path(args.out) / "gpu_resnet50.json"
     result: dict = {"schema": "tensorforge.gpu-resnet50/1", "model": args.model, "device": args.device,
@@ -85,10 +86,8 @@ def main() -> int:
     t0 = time.perf_counter()
     engine, report = build(args.model, None, BuildOptions(max_batch=max(int(b) for b in args.batches.split(","))))
     result["build_s"] = round(time.perf_counter() - t0, 1)
-    ref_session = engine.session(backend="onnxruntime", device="cpu", options={}, warn_host=False)
     check_feeds = random_inputs(engine.inputs, 2, seed=1)
-    reference = list(ref_session.run(check_feeds).values())
-    del ref_session
+    reference = reference_session(engine.model_bytes).run(check_feeds)
     meter = _power_meter(args.device)
     result["power_source"] = meter.name if meter is not None else "unavailable"
     for mode in args.modes.split(","):
@@ -99,7 +98,7 @@ def main() -> int:
         t = time.perf_counter()
         try:
             session = engine.session(backend="torch", device=args.device, options=options, warn_host=False)
-            err = output_error(list(session.run(check_feeds).values()), reference)
+            err = compare(list(session.run(check_feeds).values()), reference).max_norm
         except Exception as exc:     # record and go on: one mode failing must not lose the others
             result["errors"].append(f"{mode}: {type(exc).__name__}: {exc}"[:500])
             save()
@@ -110,7 +109,7 @@ def main() -> int:
         for b in (int(x) for x in args.batches.split(",")):
             feeds = random_inputs(engine.inputs, b, seed=b)
             row = {"mode": mode, "options": options, "batch": b, "max_norm_err_vs_fp32": err,
-                   "passes_fp16_tolerance": bool(err <= 1e-2)}
+                   "passes_fp16_tolerance": bool(err <= tolerance("fp16"))}
             try:
                 if meter is not None:
                     meter.start()

@@ -31,9 +31,11 @@ import numpy as np
 
 
 def _lateness(sched: np.ndarray, sent: np.ndarray) -> dict[str, float]:
+    from tensorforge.core.stats import percentile
+
     late = np.maximum(sent - sched, 0) / 1e3
-    return {"p50_us": float(np.percentile(late, 50)), "p99_us": float(np.percentile(late, 99)),
-            "p999_us": float(np.percentile(late, 99.9)), "max_us": float(late.max()),
+    return {"p50_us": float(percentile(late, 0.50)), "p99_us": float(percentile(late, 0.99)),
+            "p999_us": float(percentile(late, 0.999)), "max_us": float(late.max()),
             "late_over_500us_pct": float(np.mean(late > 500) * 100)}
 
 

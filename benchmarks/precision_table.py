@@ -76,12 +76,14 @@ def throughput(models: list[str], precisions: list[str], batches: list[int], dur
 
 
 def accuracy(duration: float, smoke: bool) -> list[dict[str, Any]]:
-    from tensorforge.bench.accuracy import accuracy_data, accuracy_table, resolve_model
+    from tensorforge.bench.accuracy import accuracy_table
+    from tensorforge.engine.source import resolve_source
     from tensorforge.models import datasets, sentences
+    from tensorforge.models.accuracy_data import accuracy_data
 
     tables = []
     path = datasets.trained_model("mnist_cnn")
-    model, _, _ = resolve_model(path)
+    model = resolve_source(path).onnx_model()
     data = accuracy_data("mnist5k", model)
     tables.append(accuracy_table(path, data, ("fp32", "fp16", "bf16", "int8"), budget="1.0",
                                  duration_s=duration, measure_speed=not smoke).to_dict())
@@ -96,7 +98,7 @@ def accuracy(duration: float, smoke: bool) -> list[dict[str, Any]]:
 
         subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "..", "scripts", "export_minilm.py"),
                         "-o", minilm], check=True, stdout=subprocess.DEVNULL)
-    model, _, _ = resolve_model(minilm)
+    model = resolve_source(minilm).onnx_model()
     data = accuracy_data("sentences", model, batch=32)
     tables.append(accuracy_table(minilm, data, ("fp32", "fp16", "bf16", "int8"), budget="cosine:0.99", batch=8,
                                  duration_s=duration).to_dict())

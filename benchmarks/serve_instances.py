@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -58,13 +57,15 @@ def main() -> None:
     args = ap.parse_args()
 
     from tensorforge.core.specs import random_inputs
+    from tensorforge.core.stats import percentile
+    from tensorforge.core.streams import physical_cores, threads_per_worker
     from tensorforge.engine.build import build
     from tensorforge.engine.runtime import Engine
     from tensorforge.serve.batching import BatcherConfig, DynamicBatcher
     from tensorforge.serve.worker import ProcessInstance, ThreadInstance
 
-    cores = os.cpu_count() or 1
-    per = max(1, cores // args.instances)
+    cores = physical_cores()
+    per = threads_per_worker(args.instances, cores)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.tfe"
         print(f"building {args.model}", file=sys.stderr)
@@ -100,8 +101,8 @@ def main() -> None:
         lat = np.array(r["lat"]) * 1000
         out[name] = {"samples_per_s": round(float(np.median(r["sps"])), 1),
                      "per_round": [round(v, 1) for v in r["sps"]],
-                     "p50_ms": round(float(np.percentile(lat, 50)), 3),
-                     "p99_ms": round(float(np.percentile(lat, 99)), 3)}
+                     "p50_ms": round(float(percentile(lat, 0.50)), 3),
+                     "p99_ms": round(float(percentile(lat, 0.99)), 3)}
     t, p = out["threads"]["samples_per_s"], out["processes"]["samples_per_s"]  # type: ignore[index]
     out["threads_over_processes"] = round(t / p, 3) if p else None
     print(json.dumps(out, indent=2))

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tensorforge.core.stats import percentile
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -95,7 +97,7 @@ async def _probe(url: str, body: bytes, headers: dict[str, str], rate: float, du
         await asyncio.gather(*(one(float(t)) for t in times))
     measured = int(np.sum(times >= warmup_s))
     lat = np.array(latencies) if latencies else np.array([float("inf")])
-    p50, p90, p99 = (float(np.percentile(lat, q)) for q in (50, 90, 99))
+    p50, p90, p99 = (float(percentile(lat, q)) for q in (0.50, 0.90, 0.99))
     reason = ""
     if failures:
         reason = f"{failures} failed request(s)"
@@ -103,7 +105,7 @@ async def _probe(url: str, body: bytes, headers: dict[str, str], rate: float, du
         reason = f"p99 {p99:.1f} ms > {bound_ms:g} ms"
     return Probe(rate_rps=rate, sent=measured, ok=len(latencies), failed=failures, duration_s=duration_s,
                  p50_ms=p50, p90_ms=p90, p99_ms=p99, max_ms=float(lat.max()),
-                 client_lag_p99_ms=float(np.percentile(lags, 99)) if lags else 0.0, valid=not reason, reason=reason)
+                 client_lag_p99_ms=float(percentile(lags, 0.99)) if lags else 0.0, valid=not reason, reason=reason)
 
 
 def probe(url: str, body: bytes, headers: dict[str, str], rate: float, duration_s: float, *, seed: int = 0,

@@ -33,9 +33,10 @@ def main() -> None:
     import onnxruntime as ort
 
     from tensorforge.core.specs import random_inputs
-    from tensorforge.engine.build import build, resolve_source
+    from tensorforge.engine.build import build
+    from tensorforge.engine.source import resolve_source
 
-    original, _, _ = resolve_source(args.model)
+    original = resolve_source(args.model).onnx_model()
     engine, _ = build(original)
     session = engine.session(warn_host=False)
     inner_sess = session._backend_session._session          # the wrapped InferenceSession

@@ -64,11 +64,11 @@ def _make(kind: str, spec: tuple[str, str | None]) -> tuple[Callable[[dict], Any
     model_bytes = zoo.build(model).SerializeToString()
     if kind == "tuned":
         import tensorforge
-        from tensorforge.engine.streams import StreamPool
+        from tensorforge.core.streams import StreamPool
 
         assert engine_path is not None
         session = tensorforge.load(engine_path, warn_host=False)
-        streams = int(tensorforge.Engine.load(engine_path).manifest["backend"]["settings"].get("streams", 1))
+        streams = tensorforge.Engine.load(engine_path).manifest.backend.settings.streams or 1
         if streams > 1:
             return StreamPool(session.run, streams), streams, {"streams": streams}
         return session.run, 1, {"streams": 1}
@@ -124,8 +124,8 @@ def _tuned(model: str, objective: str, batch: int, budget: float, path: str) -> 
 
 def _best_batch(model_bytes: bytes, inputs: list, batches: list[int]) -> tuple[int, dict[int, float]]:
     from tensorforge.bench.peers import bare_onnxruntime
-    from tensorforge.bench.timing import Timer
     from tensorforge.core.specs import random_inputs
+    from tensorforge.core.timing import Timer
 
     run = bare_onnxruntime(model_bytes)
     rates = {}

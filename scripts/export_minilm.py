@@ -67,14 +67,15 @@ def export(out: Path) -> dict:
     # check against sentence-transformers itself, on every shipped sentence
     from sentence_transformers import SentenceTransformer
 
-    from tensorforge.bench.accuracy import resolve_model
-    from tensorforge.precision.evaluate import EvalData, run_model
+    from tensorforge.engine.source import resolve_source
+    from tensorforge.models.accuracy_data import EvalData
+    from tensorforge.precision.evaluate import run_model
     from tensorforge.precision.metrics import fidelity
 
     st = SentenceTransformer(str(model_dir), device="cpu")
     want = st.encode(list(sentences.SENTENCES), convert_to_numpy=True, normalize_embeddings=True)
     all_feeds = sentences.tokenize(sentences.SENTENCES)
-    model, _, _ = resolve_model(out)
+    model = resolve_source(out).onnx_model()
     got = run_model(model.SerializeToString(), EvalData([all_feeds]))
     fid = fidelity(got, want)
     record = {"file": str(out), "bytes": out.stat().st_size, "export_s": round(export_s, 1),

@@ -9,7 +9,7 @@ and starts the server there, on loopback, with free ports)::
     /tmp/kserve-venv/bin/python scripts/kserve_conformance.py --server-python .venv/bin/python
 
 Each check prints PASS or FAIL and what it saw; the exit status is 1 if any failed. Covered,
-over both HTTP stacks (``--http-parser httptools`` and ``h11``) and gRPC:
+over both HTTP stacks (``--http-impl uvicorn`` and ``wire``) and gRPC:
 live, ready, model ready (a served and an unknown model), server and model metadata, infer
 with JSON tensors and with binary tensors (REST: the binary tensor extension; gRPC: raw
 contents), and an error. The SDK has no metadata call, so metadata is fetched with the SDK's
@@ -52,9 +52,9 @@ async def attempt(name: str, coro: Any, expect: Any = True) -> Any:
     return value
 
 
-def start_server(python: str, engine: Path, parser: str) -> tuple[subprocess.Popen[str], int, int]:
+def start_server(python: str, engine: Path, impl: str) -> tuple[subprocess.Popen[str], int, int]:
     proc = subprocess.Popen([python, "-m", "tensorforge", "serve", str(engine), "--http-port", "0", "--grpc-port", "0",
-                             "--metrics-port", "off", "--http-parser", parser],
+                             "--metrics-port", "off", "--http-impl", impl],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     text = ""
@@ -185,7 +185,7 @@ def main() -> int:
     ap.add_argument("--server-python", default=str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"),
                     help="a Python with TensorForge installed (default: the checkout's .venv)")
     ap.add_argument("--engine", type=Path, help="engine to serve (default: build the tiny_mlp zoo model)")
-    ap.add_argument("--http-parser", choices=("httptools", "h11", "both"), default="both")
+    ap.add_argument("--http-impl", choices=("uvicorn", "wire", "both"), default="both")
     args = ap.parse_args()
     import kserve.logging  # fail early if this Python lacks the SDK (the docstring has the install line)
 
@@ -200,9 +200,9 @@ def main() -> int:
             engine = Path(tmp) / "mlp.tfe"
             subprocess.run([args.server_python, "-m", "tensorforge", "build", "tiny_mlp", "-o", str(engine)],
                            check=True, stdout=subprocess.DEVNULL)
-        for parser in ("httptools", "h11") if args.http_parser == "both" else (args.http_parser,):
-            proc, http_port, grpc_port = start_server(args.server_python, engine, parser)
-            print(f"-- tensorforge serve {engine.name} --http-parser {parser} (http :{http_port}, grpc :{grpc_port})")
+        for impl in ("uvicorn", "wire") if args.http_impl == "both" else (args.http_impl,):
+            proc, http_port, grpc_port = start_server(args.server_python, engine, impl)
+            print(f"-- tensorforge serve {engine.name} --http-impl {impl} (http :{http_port}, grpc :{grpc_port})")
             try:
                 asyncio.run(run(http_port, grpc_port, engine.stem))
             finally:

@@ -14,6 +14,7 @@ __all__ = [
     "EngineFileError",
     "BackendUnavailable",
     "BuildError",
+    "TuningError",
     "VerificationError",
     "ResourceError",
 ]
@@ -28,7 +29,8 @@ class ModelError(TensorForgeError):
 
 
 class InputError(TensorForgeError, ValueError):
-    """Inputs given to a session (names, ranks, shapes, dtypes, values) do not fit the engine."""
+    """What the caller gave does not fit: a session's inputs (names, ranks, shapes, dtypes, values),
+    data files, arguments — and, through :class:`ConfigError`, settings."""
 
 
 class EngineFileError(TensorForgeError):
@@ -76,11 +78,20 @@ class ModelUnavailable(ServingError):
     """The model is being unloaded or the server is shutting down; it accepts no new requests."""
 
 
-class ConfigError(TensorForgeError, ValueError):
-    """A server, batcher or model-repository setting is invalid."""
+__all__ += ["ServingError", "QueueFullError", "RequestTimeout", "ModelNotFound", "ModelUnavailable"]
 
 
-__all__ += ["ServingError", "QueueFullError", "RequestTimeout", "ModelNotFound", "ModelUnavailable", "ConfigError"]
+# -- settings --------------------------------------------------------------------------------------
+class ConfigError(InputError):
+    """A setting is invalid: an options object (BuildOptions, BenchOptions, LoadtestOptions …) or a
+    server, batcher or model-repository setting. Raised when the options are made, before any work.
+
+    A kind of :class:`InputError` (so also a ``ValueError``): a bad setting is bad input from the
+    caller, and code that already catches ``InputError`` for it keeps working. Messages name the
+    Python parameter (``target_qps=``); the command line rewrites those names to its flags."""
+
+
+__all__ += ["ConfigError"]
 
 
 # -- reduced precision (issue 3) -----------------------------------------------------------------

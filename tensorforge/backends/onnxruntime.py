@@ -8,12 +8,15 @@ out of TensorForge's own passes.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
 
+from ..core.precisions import PRECISIONS
 from ..errors import BackendUnavailable, ModelError
-from .base import BackendSession, SessionConfig
+from .base import BackendSession, Capabilities, SessionConfig
 from .profiling import RawProfile
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -44,6 +47,33 @@ def int8_saturates() -> bool:
     if not is_x86():
         return False
     return bool(flags) and not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags)
+
+
+# ONNX tensor types read off the kernel registry's type constraints -> TensorForge precision names
+_TENSOR_PRECISIONS = {"tensor(float)": "fp32", "tensor(float16)": "fp16", "tensor(bfloat16)": "bf16",
+                      "tensor(int8)": "int8", "tensor(uint8)": "int8"}
+# a precision counts as native when the ops that carry a CNN/transformer's FLOPs all have kernels in it
+_COMPUTE_OPS = (("", "Conv"), ("", "MatMul"), ("", "Gemm"))
+_INT8_COMPUTE_OPS = (("", "QLinearConv"), ("", "QLinearMatMul"))
+
+
+@lru_cache(maxsize=None)
+def _capabilities(provider: str) -> Capabilities:
+    """Read ONNX Runtime's kernel registry for ``provider`` (the kernels this build has compiled in)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_c
+
+    kernels: dict[str, set[tuple[str, str]]] = {}
+    for d in ort_c.get_all_opkernel_def():
+        if d.provider != provider:
+            continue
+        kinds = {t for ts in d.type_constraints.values() for t in ts}
+        for precision in {_TENSOR_PRECISIONS[t] for t in kinds if t in _TENSOR_PRECISIONS}:
+            kernels.setdefault(precision, set()).add((d.domain, d.op_name))
+    qdq = all(op in kernels.get("int8", ()) for op in _INT8_COMPUTE_OPS)
+    native = {p for p in ("fp32", "fp16", "bf16") if all(op in kernels.get(p, ()) for op in _COMPUTE_OPS)}
+    # every precision gets an entry, empty when the provider has no kernel of it: "none", not "unknown"
+    return Capabilities(precisions=frozenset(native | ({"int8"} if qdq else set())), qdq_int8=qdq,
+                        kernels=MappingProxyType({p: frozenset(kernels.get(p, ())) for p in PRECISIONS}))
 
 
 class OrtSession:
@@ -84,6 +114,14 @@ class OnnxRuntimeBackend:
         if "TensorrtExecutionProvider" not in providers:
             notes.append("tensorrt: no TensorrtExecutionProvider in this onnxruntime build")
         return notes
+
+    def capabilities(self, device: str = "cpu") -> Capabilities:
+        """Read from ONNX Runtime's kernel registry: the CPU provider has no FP16/BF16 Conv, MatMul or
+        Gemm kernels, so a 16-bit graph computes those in FP32 between casts there."""
+        provider = _PROVIDERS.get(device)
+        if provider is None:
+            raise BackendUnavailable(f"unknown device {device!r}; use one of {list(_PROVIDERS)}")
+        return _capabilities(provider)
 
     def session_options(self, config: SessionConfig) -> Any:
         ort = _ort()

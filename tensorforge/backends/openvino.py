@@ -11,34 +11,32 @@ Options (``SessionConfig.options``; unknown names are refused):
 * ``num_streams``: an int or ``"auto"`` — CPU streams (each runs one request at a time);
 * ``inference_precision``: ``"f32"`` (default) | ``"bf16"`` | ``"f16"``;
 * ``enable_cpu_pinning``: bool, default **off** (OpenVINO's own default pins threads to cores,
-  which slowed every other library in the same process by ~40 % on a 2-vCPU VM, and
-  OpenVINO itself too); ``enable_hyper_threading``: bool;
+  which slows every other library in the same process, and on a small machine OpenVINO
+  itself too); ``enable_hyper_threading``: bool;
 * ``num_requests``: how many infer requests the session keeps for concurrent callers
   (default: the compiled model's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``);
 * ``static_batch``: an int — also compile a copy of the model with the batch axis fixed to it
   (TensorRT's "opt" shape of an optimization profile): calls at that batch run the static
   copy, others the dynamic model. With every shape known at compile time the CPU plugin
-  plans memory and picks kernels once; measured here (2 vCPUs, FP32, paired rounds in one
-  process) it ran MobileNet-v2 at batch 1 ~7 % faster, GoogLeNet and ResNet-50 ~2–4 % (across
-  processes, within this VM's noise). A model whose batch
+  plans memory and picks kernels once, so calls at that batch can run faster (a small gain,
+  model-dependent: the tuner measures it as a candidate). A model whose batch
   axis cannot be fixed (a reshape that hard-codes it) keeps the dynamic model alone, and
   :attr:`OpenVinoSession.static_batch` says ``None``. Costs a second compile and its memory.
 
 ``threads`` maps to ``INFERENCE_NUM_THREADS``. A session is safe to call from several
-threads at once: each call borrows one infer request from a pool; :meth:`run_many` keeps
-several requests in flight (``start_async``/``wait``) so every stream is busy.
+threads at once: each call borrows one infer request from a pool, so concurrent callers keep
+every stream busy.
 """
 
 from __future__ import annotations
 
-import collections
 import queue
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelError
-from .base import BackendSession, SessionConfig
+from .base import BackendSession, Capabilities, SessionConfig
 from .profiling import RawProfile
 
 KNOWN_OPTIONS = ("performance_hint", "num_streams", "inference_precision", "enable_cpu_pinning",
@@ -81,9 +79,9 @@ def compile_properties(config: SessionConfig) -> dict[str, Any]:
         if config.threads < 1:
             raise ValueError(f"threads must be >= 1, got {config.threads}")
         props["INFERENCE_NUM_THREADS"] = str(config.threads)
-    # Pinning off unless asked: OpenVINO's default pins its threads to cores, which on a small VM made
-    # every other library in the process ~40 % slower (ONNX Runtime beside it: 225 → 135 samples/s on
-    # MobileNet-v2) and OpenVINO itself slower too (186 → 142); the tuner can still try it on.
+    # Pinning off unless asked: OpenVINO's default pins its threads to cores, which slows every other
+    # library in the process (ONNX Runtime beside it) and, on a machine with few cores, OpenVINO itself;
+    # the tuner can still try it on.
     props["ENABLE_CPU_PINNING"] = "YES" if o.get("enable_cpu_pinning", False) else "NO"
     if "enable_hyper_threading" in o:
         props["ENABLE_HYPER_THREADING"] = "YES" if o["enable_hyper_threading"] else "NO"
@@ -148,53 +146,6 @@ class OpenVinoSession:
         finally:
             pool.put(request)
 
-    def run_many(self, many: Sequence[Mapping[str, np.ndarray]], jobs: int | None = None) -> list[list[np.ndarray]]:
-        """Run every feed dict, keeping up to ``jobs`` (default: the pool size) requests in flight.
-
-        Requests are borrowed from the session's pool and driven with ``start_async``/``wait``
-        from this thread. (OpenVINO's ``AsyncInferQueue`` with a Python callback was used before:
-        its queue could be torn down from its own callback thread, which aborted the process —
-        "Resource deadlock avoided" — in about 1 run in 5.)"""
-        if not many:
-            return []
-        pool = self._static_pool if all(self._fits_static(f) for f in many) else self._pool
-        assert pool is not None
-        want = max(1, min(jobs or self.num_requests, len(many)))
-        free = [pool.get()]                 # wait for one; take more only if they are idle now
-        while len(free) < want:
-            try:
-                free.append(pool.get_nowait())
-            except queue.Empty:
-                break
-        borrowed = list(free)
-        results: list[list[np.ndarray]] = [[] for _ in many]
-        inflight: collections.deque[tuple[Any, int]] = collections.deque()
-        try:
-            for index, feeds in enumerate(many):
-                if not free:
-                    request, done = inflight.popleft()
-                    request.wait()
-                    results[done] = self._outputs(request)
-                    free.append(request)
-                request = free.pop()
-                request.start_async(dict(feeds), share_inputs=True)   # ``many`` keeps the arrays alive
-                inflight.append((request, index))
-            while inflight:
-                request, done = inflight.popleft()
-                request.wait()
-                results[done] = self._outputs(request)
-        except RuntimeError as exc:
-            raise ModelError(f"openvino could not run the model: {exc}") from exc
-        finally:
-            for request, _ in inflight:     # an error left some running: let them finish first
-                try:
-                    request.wait()
-                except RuntimeError:
-                    pass
-            for request in borrowed:
-                pool.put(request)
-        return results
-
     def _outputs(self, request: Any) -> list[np.ndarray]:
         # copies: the next call on this request overwrites its output tensors
         return [np.array(request.get_output_tensor(i).data, copy=True) for i in range(len(self.output_names))]
@@ -220,13 +171,16 @@ class OpenVinoBackend:
     def notes(self) -> list[str]:
         return ["cpu only: OpenVINO's GPU plugin targets Intel GPUs, not CUDA"]
 
-    def native_precisions(self, device: str = "cpu") -> list[str]:
-        """Reduced float precisions this device computes natively (``"bf16"``, ``"f16"``), from the
-        plugin's ``OPTIMIZATION_CAPABILITIES``: BF16 on CPUs with AVX-512 BF16 or AMX, FP16 on
-        AMX-FP16 (and ARM) CPUs. Where one is absent the plugin would emulate it, slower than FP32."""
+    def capabilities(self, device: str = "cpu") -> Capabilities:
+        """From the plugin's ``OPTIMIZATION_CAPABILITIES``: BF16 on CPUs with AVX-512 BF16 or AMX, FP16 on
+        AMX-FP16 (and ARM) CPUs, INT8 (QDQ graphs run on integer kernels) where listed. Where a reduced
+        float is absent the plugin would emulate it, slower than FP32. OpenVINO compiles the whole graph
+        itself, so there is no per-op kernel registry to report."""
         caps = {str(c).upper() for c in _ov().Core().get_property(_DEVICES.get(device, "CPU"),
                                                                    "OPTIMIZATION_CAPABILITIES")}
-        return [name for name, cap in (("bf16", "BF16"), ("f16", "FP16")) if cap in caps]
+        native = {name for name, cap in (("fp32", "FP32"), ("bf16", "BF16"), ("fp16", "FP16"), ("int8", "INT8"))
+                  if cap in caps}
+        return Capabilities(precisions=frozenset(native), qdq_int8="int8" in native)
 
     def create_session(self, model_bytes: bytes, config: SessionConfig) -> BackendSession:
         ov = _ov()

@@ -1,7 +1,12 @@
-"""Reference backend on ``onnx.reference`` — slow, exact, and needs no native runtime.
+"""The references numerical checks compare against.
 
-It is the ground truth for numerical checks and lets upper layers be tested without
-ONNX Runtime.
+* :func:`reference_session` — the session every check computes its reference outputs on (the
+  build's verification and FP16/BF16 check, the tuner, the accuracy guard, sensitivity and tables):
+  ONNX Runtime on the CPU with its graph optimizations off, so it computes the model as written
+  (the FP32 original, or for the tuner the engine's own payload), none of ONNX Runtime's own
+  fusions or layout changes in between.
+* :class:`ReferenceBackend` (registered as ``"reference"``) on ``onnx.reference`` — slow, exact,
+  and needs no native runtime; it lets upper layers be tested without ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -12,7 +17,19 @@ import numpy as np
 import onnx
 
 from ..errors import BackendUnavailable, ModelError
-from .base import BackendSession, SessionConfig
+from .base import BackendSession, Capabilities, SessionConfig
+from .registry import get_backend
+
+__all__ = ["REFERENCE", "ReferenceBackend", "ReferenceSession", "reference_session"]
+
+REFERENCE = "onnxruntime, graph optimizations off"
+
+
+def reference_session(model_bytes: bytes, threads: int | None = None) -> BackendSession:
+    """The reference session on ``model_bytes`` (see the module doc); ``threads`` for its intra-op pool.
+    Raises the backend's typed errors (ModelError when ONNX Runtime cannot load the model)."""
+    config = SessionConfig("cpu", threads, {"graph_optimization_level": "disable"})
+    return get_backend("onnxruntime").create_session(model_bytes, config)
 
 
 class ReferenceSession:
@@ -38,6 +55,10 @@ class ReferenceBackend:
 
     def versions(self) -> dict[str, str]:
         return {"onnx": onnx.__version__}
+
+    def capabilities(self, device: str = "cpu") -> Capabilities:
+        """Every ONNX op in every type its schema allows, in NumPy: exact, but nothing is fast."""
+        return Capabilities(precisions=frozenset({"fp32"}), qdq_int8=False)
 
     def create_session(self, model_bytes: bytes, config: SessionConfig) -> BackendSession:
         if config.device != "cpu":

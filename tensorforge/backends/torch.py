@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelError
-from .base import BackendSession, SessionConfig
+from .base import BackendSession, Capabilities, SessionConfig
 
 KNOWN_OPTIONS = ("mode", "compile_mode", "channels_last", "cuda_graphs", "freezing", "dtype", "tf32")
 _DTYPES = ("float32", "float16", "bfloat16")
@@ -171,6 +171,22 @@ class TorchBackend:
         if missing:
             notes.append(f"mode=compile: {missing}")
         return notes
+
+    def capabilities(self, device: str = "cpu") -> Capabilities:
+        """FP32 everywhere; the ``dtype`` option's FP16/BF16 natively on CUDA (BF16 where the GPU has it)
+        and BF16 on CPUs with AVX-512 BF16 or AMX. No QDQ INT8: the ONNX → torch converter takes float
+        graphs, and its op table is the FP32 kernel list (an INT8 graph's Q/DQ ops are not in it)."""
+        from ..core.host import isa_flags
+        from .torch_convert import SUPPORTED
+
+        torch = _torch()
+        if device == "cuda":
+            native = {"fp32", "fp16"} | ({"bf16"} if torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+                                         else set())
+        else:
+            native = {"fp32"} | ({"bf16"} if {"avx512_bf16", "amx_bf16"} & set(isa_flags()) else set())
+        return Capabilities(precisions=frozenset(native), qdq_int8=False,
+                            kernels={"fp32": frozenset(("", op) for op in SUPPORTED), "int8": frozenset()})
 
     def create_session(self, model_bytes: bytes, config: SessionConfig) -> BackendSession:
         from .torch_convert import convert

@@ -1,7 +1,7 @@
 """Accuracy of a model on real data, and the whitepaper's Table 1 across precisions.
 
-* :func:`classifier_accuracy` — top-1/top-5 of one model (ONNX file, engine, zoo name,
-  ModelProto or bytes) on labeled images;
+* :func:`classifier_accuracy` — top-1/top-5 of one model (any source
+  :func:`~tensorforge.engine.source.resolve_source` takes) on labeled images;
 * :func:`accuracy_table` — one column per precision (FP32, FP16, BF16, INT8 …): top-1
   and top-5 with the difference to FP32 for a classifier, fidelity to FP32 (cosine,
   relative error) for anything else, and throughput measured by ``tensorforge.bench``
@@ -12,14 +12,13 @@ budget) judges on ``validation``; the table reports ``test`` — three disjoint 
 
 Example::
 
-    data = accuracy_data("mnist5k", model_inputs)
+    data = accuracy_data("mnist5k", model_inputs)      # tensorforge.models.accuracy_data
     table = accuracy_table("tensorforge/models/trained/mnist_cnn.onnx", data, ("fp32", "fp16", "int8"))
     table.columns[2].top1_delta_pts
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -27,13 +26,14 @@ import numpy as np
 import onnx
 
 from ..core.host import host_fingerprint
+from ..core.precisions import BUILD_PRECISIONS
+from ..engine.source import resolve_source
 from ..errors import InputError
-from ..precision.evaluate import EvalData, run_model, score
+from ..models.accuracy_data import AccuracyData, EvalData
+from ..precision.evaluate import reference_outputs, run_model, score
 from ..precision.metrics import topk_accuracy
-from .datasets_io import AccuracyData, accuracy_data
 
-__all__ = ["ClassifierAccuracy", "classifier_accuracy", "PrecisionColumn", "AccuracyTable", "accuracy_table",
-           "AccuracyData", "accuracy_data", "resolve_model"]
+__all__ = ["ClassifierAccuracy", "classifier_accuracy", "PrecisionColumn", "AccuracyTable", "accuracy_table"]
 
 ProgressFn = Callable[[str, float], None]
 
@@ -45,27 +45,9 @@ class ClassifierAccuracy:
     samples: int
 
 
-def resolve_model(target: Any) -> tuple[onnx.ModelProto, str, str]:
-    """(model, name, precision) for an engine file, ONNX file, zoo name, ModelProto or bytes."""
-    if isinstance(target, bytes):
-        return onnx.load_from_string(target), "model", "fp32"
-    if isinstance(target, onnx.ModelProto):
-        return target, target.graph.name or "model", "fp32"
-    path = os.fspath(target)
-    if path.endswith(".tfe"):
-        from ..engine.runtime import Engine
-
-        engine = Engine.load(path)
-        return onnx.load_from_string(engine.model_bytes), engine.name, str(engine.manifest.get("precision", "fp32"))
-    from ..engine.build import resolve_source
-
-    model, name, _ = resolve_source(target)
-    return model, name, "fp32"
-
-
 def classifier_accuracy(target: Any, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 256,
                         threads: int | None = None) -> ClassifierAccuracy:
-    model, _, _ = resolve_model(target)
+    model = resolve_source(target).onnx_model()
     name = next(i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer})
     data = EvalData([{name: images[i:i + batch_size]} for i in range(0, len(images), batch_size)], labels)
     logits = run_model(model.SerializeToString(), data, threads=threads)
@@ -141,15 +123,16 @@ def accuracy_table(target: Any, data: AccuracyData, precisions: Sequence[str] = 
     """Table 1 for ``target`` on ``data``: see the module doc."""
     from ..precision import CalibrationSpec, PrecisionOptions, apply_precision
 
-    model, name, base = resolve_model(target)
+    src = resolve_source(target)
+    model, name, base = src.onnx_model(), src.name, src.precision
     if base != "fp32":
         raise InputError(f"{name!r} is a {base} engine; the table converts from FP32 — give the FP32 model "
                          "(ONNX file or zoo name) or an FP32 engine")
-    unknown = [p for p in precisions if p not in ("fp32", "fp16", "bf16", "int8", "best")]
+    unknown = [p for p in precisions if p not in BUILD_PRECISIONS]
     if unknown or not precisions:
-        raise InputError(f"unknown precision(s) {unknown}; choose from fp32, fp16, bf16, int8, best")
+        raise InputError(f"unknown precision(s) {unknown}; choose from {', '.join(BUILD_PRECISIONS)}")
     labels = data.test.labels
-    ref = run_model(model.SerializeToString(), data.test, threads=threads)
+    ref = reference_outputs(model.SerializeToString(), data.test, threads=threads)
     ref_score = score(ref, ref, labels)
     columns: list[PrecisionColumn] = []
     fp32_sps = None

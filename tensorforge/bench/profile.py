@@ -125,17 +125,17 @@ def profile_engine(engine_or_path: Engine | str | os.PathLike[str], *, batch: in
     for label, value, low in (("runs", runs, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise InputError(f"{label} must be an integer >= {low}, got {value!r}")
-    recorded = engine.manifest.get("backend", {})
-    settings = recorded.get("settings", {})
-    recorded_name = str(recorded.get("name", "onnxruntime"))
+    recorded = engine.manifest.backend
+    settings = recorded.settings.session_config()
+    recorded_name = recorded.name
     name = backend or recorded_name
     notes: list[str] = []
-    options = dict(settings.get("options", {}))
+    options = dict(settings.options)
     if name != recorded_name and options:
         notes.append(f"backend {name} overrides the recorded {recorded_name}; its recorded options {options} "
                      "were not applied")
         options = {}
-    config = SessionConfig(device=settings.get("device", "cpu"), threads=settings.get("threads"), options=options)
+    config = SessionConfig(device=settings.device, threads=settings.threads, options=options)
     profiler = profiler_for(name)
     feeds = random_inputs(engine.inputs, batch, seed)
     if any(isinstance(d, str) or d is None for s in engine.inputs for d in s.shape[1:]):
@@ -188,7 +188,7 @@ def summarize(raw: RawProfile, engine: Engine, *, batch: int, runs: int, warmup:
         notes.append(f"{len(absent)} of {len(index.order)} payload node(s) appear in no row — folded into "
                      f"constants or removed by the backend's optimizer: {shown}")
     return ProfileResult(
-        engine=engine.name, engine_precision=str(engine.manifest.get("precision", "fp32")), backend=raw.backend,
+        engine=engine.name, engine_precision=engine.manifest.precision, backend=raw.backend,
         device=device, batch=batch, runs=runs, warmup=warmup, statistic=raw.statistic, run_ms=run_ms,
         layers_total_ms=total_ms, coverage_pct=100.0 * total_ms / run_ms if run_ms > 0 else 0.0,
         layers=tuple(layers), idle=idle,

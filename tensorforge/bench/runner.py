@@ -12,7 +12,7 @@ Method (the whitepapers' "Test Methodology", made explicit):
     with the reason;
   * with ``streams`` N > 1: one session (weights shared) with ``cores // N`` intra-op
     threads unless ``threads`` is given, driven by N threads at once (a
-    :class:`~tensorforge.engine.streams.StreamPool`); each timed call is one wave of N
+    :class:`~tensorforge.core.streams.StreamPool`); each timed call is one wave of N
     requests, throughput is samples/s over the wall time of all streams together and the
     latencies are per request. The baseline peer runs the same N streams on its own
     session with the same threads, so the speedup stays like for like.
@@ -20,23 +20,24 @@ Method (the whitepapers' "Test Methodology", made explicit):
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import onnx
 
 from ..core.host import host_fingerprint, library_versions
+from ..core.precisions import PRECISIONS
 from ..core.specs import concrete_shape, random_inputs
-from ..engine.build import BuildOptions, build, resolve_source
+from ..core.streams import StreamPool, threads_per_worker
+from ..core.timing import Measurement, Timer, paired_timing
+from ..engine.build import BuildOptions, build
 from ..engine.runtime import Engine
-from ..engine.streams import StreamPool, threads_per_stream
-from ..errors import InputError, ResourceError, TensorForgeError
+from ..engine.source import resolve_source
+from ..errors import ConfigError, InputError, ResourceError, TensorForgeError
 from . import footprint
 from .memory import PeakMemory, available_memory_bytes
 from .peers import bare_onnxruntime, ort_version
 from .power import PowerReading, PowerUnavailable, detect_power_meter
-from .timing import Measurement, Timer, paired_speedup
 
 WHITEPAPER_BATCHES = (1, 2, 4, 8, 64, 128)
 MEMORY_SAFETY = 0.8    # refuse a batch whose estimate exceeds this share of available memory
@@ -59,24 +60,28 @@ class BenchOptions:
     streams: tuple[int, ...] = (1,)  # concurrent streams on one session; one row per batch and stream count
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "fp16", "bf16", "int8"):
-            raise InputError(f"bench precision must be fp32, fp16, bf16 or int8, got {self.precision!r} ('best' "
-                             "needs held-out data: build it with `tensorforge build --precision best`, then bench "
-                             "the engine)")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"bench precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r} "
+                              "('best' needs held-out data: build it with precision=\"best\" first, then bench the "
+                              "engine)")
         if not self.batches or any(b < 1 for b in self.batches):
-            raise InputError(f"batch sizes must be positive integers, got {list(self.batches)}")
+            raise ConfigError(f"batch sizes must be positive integers, got {list(self.batches)}")
         if self.duration_s <= 0 or self.warmup_s < 0:
-            raise InputError("duration must be > 0 s and warmup >= 0 s")
+            raise ConfigError(f"`duration_s` must be > 0 and `warmup_s` >= 0, got {self.duration_s} and "
+                              f"{self.warmup_s}")
         if self.rounds < 1 or self.min_iterations < 1:
-            raise InputError("rounds and min_iterations must be >= 1")
+            raise ConfigError(f"`rounds` and `min_iterations` must be >= 1, got {self.rounds} and "
+                              f"{self.min_iterations}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"`threads` must be >= 1 (or None for the backend's default), got {self.threads}")
         # a lone int or a list is kind, and clear enough: store a tuple either way
         object.__setattr__(self, "streams", (self.streams,) if isinstance(self.streams, int) else tuple(self.streams))
         if not self.streams or any(not isinstance(n, int) or n < 1 for n in self.streams):
-            raise InputError(f"streams must be positive integers like (1, 2, 4), got {self.streams!r}")
+            raise ConfigError(f"streams must be positive integers like (1, 2, 4), got {self.streams!r}")
 
     def threads_for(self, streams: int) -> int | None:
         """Intra-op threads of the session that runs ``streams`` streams (None: the backend's default)."""
-        return self.threads if self.threads is not None or streams == 1 else threads_per_stream(streams)
+        return self.threads if self.threads is not None or streams == 1 else threads_per_worker(streams)
 
 
 @dataclass(frozen=True)
@@ -114,39 +119,34 @@ class BenchResult:
 
 def _load_target(target: Any, options: BenchOptions) -> tuple[Engine, bytes | None, str, list[str]]:
     """(engine, original ONNX bytes for the baseline or None, label, build warnings)."""
-    path = os.fspath(target) if isinstance(target, (str, os.PathLike)) else None
-    engine = None
-    if isinstance(target, Engine):
-        engine = target
-    elif path is not None and path.endswith(".tfe"):
-        engine = Engine.load(path)
+    src = resolve_source(target)
+    engine = src.engine
     if engine is not None:
-        built = engine.manifest.get("precision", "fp32")
+        built = engine.manifest.precision
         if options.precision != "fp32" and options.precision != built:
             raise InputError(f"{engine.name!r} is a {built} engine; its precision is fixed at build time. Bench the "
                              "ONNX file or zoo name to compare precisions")
         return engine, _original_bytes(engine), engine.name, []
-    model, name, _ = resolve_source(target)
+    model = src.onnx_model()
     calibration = options.calibration
     if options.precision == "int8" and calibration is None:
         calibration = "random"
-    engine, report = build(model, options=BuildOptions(threads=options.threads, precision=options.precision,
-                                                       calibration=calibration))
-    engine.manifest["model"]["name"] = name
-    return engine, model.SerializeToString(), name, list(report.warnings)
+    engine, report = build(src, options=BuildOptions(threads=options.threads, precision=options.precision,
+                                                     calibration=calibration))
+    return engine, model.SerializeToString(), src.name, list(report.warnings)
 
 
 def _original_bytes(engine: Engine) -> bytes | None:
     """The model an engine was built from, if it can still be found and its hash matches."""
     from ..graph.io import model_hash
 
-    model_info = engine.manifest.get("model", {})
-    source = str(model_info.get("source", ""))
+    model_info = engine.manifest.model
+    source = model_info.source or ""
     try:
-        model, _, _ = resolve_source(source.split(":", 1)[1] if source.startswith(("zoo:", "trained:")) else source)
+        model = resolve_source(source).model       # "zoo:NAME" / "trained:NAME" / a path, as recorded
     except TensorForgeError:
         return None
-    if model_hash(model) != model_info.get("sha256_original"):
+    if model is None or model_hash(model) != model_info.sha256_original:
         return None
     return model.SerializeToString()
 
@@ -166,8 +166,9 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
     fixed_batch = spec0.shape[0] if spec0 and spec0.shape and isinstance(spec0.shape[0], int) else None
     for b in options.batches:
         if fixed_batch is not None and b != fixed_batch:
-            raise InputError(f"{label!r} has a fixed batch of {fixed_batch}; it cannot run batch {b}. Rebuild with "
-                             f"`tensorforge build MODEL --max-batch {max(options.batches)}` to make it dynamic")
+            raise InputError(f"{label!r} has a fixed batch of {fixed_batch}; it cannot run batch {b}. Rebuild it "
+                             f"with BuildOptions(max_batch={max(options.batches)}) to make it dynamic (command line: "
+                             f"`tensorforge build MODEL --max-batch {max(options.batches)}`)")
         if engine.max_batch is not None and b > engine.max_batch:
             raise InputError(f"batch {b} exceeds the engine's max batch {engine.max_batch}")
 
@@ -219,11 +220,11 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
         progress("done", 1.0)
     model_info = {
         "name": label,
-        "source": engine.manifest.get("model", {}).get("source"),
+        "source": engine.manifest.model.source,
         "inputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape),
                     "bench_shape_at_batch_1": list(concrete_shape(s, 1))} for s in engine.inputs],
-        "precision": engine.manifest.get("precision", "fp32"),
-        "backend": engine.manifest.get("backend", {}).get("name"),
+        "precision": engine.manifest.precision,
+        "backend": engine.manifest.backend.name,
     }
     libraries = library_versions()
     if peers:
@@ -264,19 +265,21 @@ def _measure_row(options: BenchOptions, meter: Any, power_source: str, feeds: An
         energy_j, metered_s, readings = 0.0, 0.0, []
         slice_s = options.duration_s / options.rounds
         per_round_min = max(1, -(-options.min_iterations // options.rounds))
-        for round_index in range(options.rounds):
-            if theirs and round_index % 2:       # ABBA order: neither contender always goes first
-                theirs.timer.run_for(feeds, slice_s, per_round_min)
+
+        def our_round() -> float:            # metered: the power reading covers our rounds only
+            nonlocal energy_j, metered_s
             if not isinstance(meter, PowerUnavailable):
                 meter.start()
-            ours.timer.run_for(feeds, slice_s, per_round_min)
+            rate = ours.timer.run_for(feeds, slice_s, per_round_min)
             if not isinstance(meter, PowerUnavailable):
                 reading: PowerReading = meter.stop()
                 energy_j += reading.energy_j
                 metered_s += reading.duration_s
                 readings.append(reading)
-            if theirs and not round_index % 2:
-                theirs.timer.run_for(feeds, slice_s, per_round_min)
+            return rate
+
+        paired = paired_timing(our_round, (lambda: theirs.timer.run_for(feeds, slice_s, per_round_min))
+                               if theirs else None, options.rounds)
     m = ours.measurement(batch, options.noise_threshold_pct)
     power_w = perf_w = j_per_sample = None
     if readings and metered_s > 0:
@@ -287,13 +290,11 @@ def _measure_row(options: BenchOptions, meter: Any, power_source: str, feeds: An
     else:
         power = {"unavailable": power_source}
     base = theirs.measurement(batch, options.noise_threshold_pct) if theirs else None
-    speedup = verdict = speedup_noise = None
-    if theirs and base:
-        speedup, speedup_noise, verdict = paired_speedup(ours.timer, theirs.timer)
+    speedup, speedup_noise, verdict = paired.median, paired.noise_pct, paired.verdict
     if m.noise["noisy"]:
         warnings.append(f"{where}: per-window medians spread {m.noise['spread_pct']:.1f}% "
                         f"(> {options.noise_threshold_pct:.0f}%): too noisy to trust; close other programs "
-                        "or raise --duration")
+                        "or raise `duration_s`")
     return BenchRow(batch=batch, engine=m, peak_rss_bytes=mem.peak_bytes, estimated_bytes=estimated_bytes,
                     power=power, power_w=power_w, perf_per_watt=perf_w, energy_j_per_sample=j_per_sample,
                     baseline=base, speedup_vs_baseline=speedup, speedup_noise_pct=speedup_noise,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.precisions import BUILD_PRECISIONS
 from ._fmt import console, err_console, para, write_json
 
 HELP = "accuracy (top-1/top-5 or fidelity to FP32) and throughput of a model at FP32, FP16, BF16 and INT8"
@@ -30,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                  "(mnist_cnn)")
     p.add_argument("--data", required=True, metavar="DATASET", help="mnist5k, digits, sentences, or FILE.npz")
     p.add_argument("--precisions", default="fp32,fp16,int8",
-                   help="comma-separated, from fp32,fp16,bf16,int8,best (default: fp32,fp16,int8)")
+                   help=f"comma-separated, from {','.join(BUILD_PRECISIONS)} (default: fp32,fp16,int8)")
     p.add_argument("--budget", metavar="BUDGET",
                    help="accuracy guard: max top-1 drop in points (e.g. 1.0) or a cosine floor (cosine:0.99)")
     p.add_argument("--method", default="percentile", choices=("minmax", "entropy", "percentile", "mse"),
@@ -45,30 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def _resolve(model: str) -> str:
-    import os
-
-    from ..models import datasets, zoo
-
-    if os.path.exists(model) or model in zoo.names():
-        return model
-    if model in datasets.trained_models():
-        return datasets.trained_model(model)
-    return model     # let the loader raise its own clear error
-
-
 def _run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..bench.accuracy import accuracy_data, accuracy_table, resolve_model
-    from ..errors import InputError
+    from ..api.accuracy import accuracy
 
     precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
-    if args.batch < 1:
-        raise InputError(f"--batch must be >= 1, got {args.batch}")
-    path = _resolve(args.model)
-    model, _, _ = resolve_model(path)
-    data = accuracy_data(args.data, model)
     with Progress(TextColumn("accuracy {task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task(args.model, total=1.0)
@@ -76,9 +59,9 @@ def _run(args: argparse.Namespace) -> int:
         def progress(label: str, fraction: float) -> None:
             bar.update(task, completed=fraction, description=f"{args.model}: {label}")
 
-        table = accuracy_table(path, data, precisions, budget=args.budget, method=args.method,
-                               activations=args.activations, batch=args.batch, duration_s=args.duration,
-                               threads=args.threads, measure_speed=not args.no_speed, progress=progress)
+        table = accuracy(args.model, args.data, precisions, budget=args.budget, method=args.method,
+                         activations=args.activations, batch=args.batch, duration_s=args.duration,
+                         threads=args.threads, measure_speed=not args.no_speed, progress=progress)
     print_table(table)
     if args.json:
         write_json(args.json, table.to_dict())

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import csv
 
-from ._fmt import console, err_console, human_bytes, para, write_json
+from ..core.precisions import PRECISIONS
+from ._fmt import console, err_console, para
 
 HELP = "measure throughput, latency percentiles, memory and power at several batch sizes"
 DEFAULT_MODEL = "mobilenet_v2"
@@ -50,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", action="store_true",
                    help="also measure bare ONNX Runtime on the original model, same inputs, same run")
     p.add_argument("--precision", default="fp32",
-                   help="comma-separated precisions to build and measure side by side, from fp32,fp16,bf16,int8 "
+                   help="comma-separated precisions to build and measure side by side, from "
+                        f"{','.join(PRECISIONS)} "
                         "(default: fp32); one row per precision and batch size")
     p.add_argument("--calib", metavar="DATA",
                    help="INT8 calibration data (see `tensorforge build --help`); default: random inputs, which "
@@ -63,98 +64,47 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..bench.runner import BenchOptions, batches_from_text, bench, streams_from_text
+    from ..bench.precisions import bench_precisions
+    from ..bench.runner import BenchOptions, batches_from_text, streams_from_text
+    from ..report.bench import write_bench_csv, write_bench_json
 
     precisions = [x.strip() for x in args.precision.split(",") if x.strip()] or ["fp32"]
-    batches = batches_from_text(args.batch)
-    streams = streams_from_text(args.streams)
-    options = [BenchOptions(batches=batches, duration_s=args.duration, warmup_s=args.warmup,
-                            min_iterations=args.min_iterations, threads=args.threads, baseline=args.baseline,
-                            precision=p, calibration=args.calib, streams=streams)
-               for p in precisions]    # validates each first
-    results = []
+    options = BenchOptions(batches=batches_from_text(args.batch), duration_s=args.duration, warmup_s=args.warmup,
+                           min_iterations=args.min_iterations, threads=args.threads, baseline=args.baseline,
+                           calibration=args.calib, streams=streams_from_text(args.streams))
     with Progress(TextColumn("bench {task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task(args.model, total=1.0)
-        for i, opts in enumerate(options):
-            def progress(label: str, fraction: float, i: int = i, p: str = opts.precision) -> None:
-                bar.update(task, completed=(i + fraction) / len(options), description=f"{args.model} {p}: {label}")
 
-            results.append(bench(args.model, opts, progress=progress))
+        def progress(label: str, fraction: float) -> None:
+            bar.update(task, completed=fraction, description=f"{args.model} {label}")
+
+        results = bench_precisions(args.model, precisions, options, progress=progress)
     print_table(results)
     if args.json:
-        write_json(args.json, results[0].to_dict() if len(results) == 1 else
-                   {"schema": "tensorforge.bench-precisions/1", "results": [r.to_dict() for r in results]})
+        write_bench_json(args.json, results)
     if args.csv:
-        write_csv(args.csv, results)
+        write_bench_csv(args.csv, results)
     return 0
 
 
-def _f(x: float | None, fmt: str = "{:.2f}") -> str:
-    return "n/a" if x is None else fmt.format(x)
-
-
 def print_table(results) -> None:  # type: ignore[no-untyped-def]
+    """Draw :func:`tensorforge.report.bench.bench_table` with rich: the table, its footnotes, its warnings
+    (Python parameter names in them rewritten to this command's flags)."""
     from rich.table import Table
 
-    results = results if isinstance(results, list) else [results]
-    result = results[0]
-    host = result.host
-    several = len(results) > 1
-    with_streams = any(tuple(res.options.get("streams", (1,))) != (1,) for res in results)
-    precision = "" if several else f"{result.model['precision'].upper()} · "
-    title = (f"{result.model['name']} · {precision}{result.model['backend']} · "
-             f"{host['cpu_model']} ({host['logical_cores']} cores)")
-    table = Table(title=title)
-    cols = (["precision"] if several else []) + ["batch"] + (["streams"] if with_streams else []) + [
-        "perf (samples/s)", "power (W)", "perf/W", "latency mean (ms)", "min", "p50", "p90", "p95", "p99",
-        "max", "peak RSS", "noise %"]
-    has_base = any(r.baseline for res in results for r in res.rows)
-    if has_base:
-        cols += ["ORT (samples/s)", "speedup"]
-    for c in cols:
+    from ..report.bench import bench_table
+    from .main import command_flags, to_flags
+
+    text = bench_table(results)
+    table = Table(title=text.title)
+    for c in text.columns:
         table.add_column(c, justify="right")
-    rows = [(res.model["precision"], r) for res in results for r in res.rows]
-    for prec, r in rows:
-        lat = r.engine.latency
-        row = ([prec.upper()] if several else []) + [str(r.batch)] + ([str(r.streams)] if with_streams else []) + [
-               f"{r.engine.throughput_sps:,.1f}", _f(r.power_w), _f(r.perf_per_watt),
-               f"{lat['mean_ms']:.2f}", f"{lat['min_ms']:.2f}", f"{lat['p50_ms']:.2f}", f"{lat['p90_ms']:.2f}",
-               f"{lat['p95_ms']:.2f}", f"{lat['p99_ms']:.2f}", f"{lat['max_ms']:.2f}",
-               human_bytes(r.peak_rss_bytes), f"{r.engine.noise['spread_pct']:.1f}"]
-        if has_base:
-            if r.baseline:
-                speedup = f"{r.speedup_vs_baseline:.3f}× ±{r.speedup_noise_pct:.1f}% ({r.verdict_vs_baseline})"
-                row += [f"{r.baseline.throughput_sps:,.1f}", speedup]
-            else:
-                row += ["n/a", "n/a"]
+    for row in text.rows:
         table.add_row(*row)
     console.print(table)
-    if all(r.power_w is None for _, r in rows):
-        console.print(f"power: n/a — {result.power_source}")
-    if has_base and several:
-        console.print("speedup: against bare ONNX Runtime on the original FP32 model, in the same run")
-    if with_streams:
-        console.print("streams: concurrent requests on one session (weights shared); perf counts all streams, "
-                      "latency is per request" + ("; ORT runs the same streams" if has_base else ""))
-    for w in dict.fromkeys((f"{res.model['precision']}: " if several else "") + w
-                           for res in results for w in res.warnings):
-        console.print(f"[yellow]warning:[/yellow] {w}")
-
-
-def write_csv(path: str, results) -> None:  # type: ignore[no-untyped-def]
-    results = results if isinstance(results, list) else [results]
-    fields = ["precision", "batch", "throughput_sps", "min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
-              "max_ms", "iterations", "noise_spread_pct", "peak_rss_bytes", "power_w", "perf_per_watt",
-              "energy_j_per_sample", "baseline_throughput_sps", "speedup_vs_baseline", "speedup_noise_pct", "streams",
-              "threads"]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(fields)
-        for r, prec in ((r, res.model["precision"]) for res in results for r in res.rows):
-            lat = r.engine.latency
-            w.writerow([prec, r.batch, r.engine.throughput_sps, lat["min_ms"], lat["mean_ms"], lat["p50_ms"],
-                        lat["p90_ms"], lat["p95_ms"], lat["p99_ms"], lat["max_ms"], r.engine.iterations,
-                        r.engine.noise["spread_pct"], r.peak_rss_bytes, r.power_w, r.perf_per_watt,
-                        r.energy_j_per_sample, r.baseline.throughput_sps if r.baseline else None,
-                        r.speedup_vs_baseline, r.speedup_noise_pct, r.streams, r.threads])
+    for note in text.notes:
+        console.print(note)
+    flags = command_flags("bench")
+    for w in text.warnings:
+        console.print(f"[yellow]warning:[/yellow] {to_flags(w, flags)}")

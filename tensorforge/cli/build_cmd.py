@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.precisions import BUILD_PRECISIONS
 from ._fmt import console, human_bytes, human_count, para, write_json
 
 HELP = "optimize a model, verify it against the original, and write an engine file (.tfe)"
@@ -41,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "one array per model input, named after it (default: test_data_set_0/input_*.pb beside the "
                    "model, else random inputs in the model's shapes)")
     q = p.add_argument_group("reduced precision")
-    q.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8", "best"),
+    q.add_argument("--precision", choices=BUILD_PRECISIONS,
                    help="fp32 (default); fp16/bf16 (checked against FP32, ~1e-2); int8 (QDQ, needs --calib); "
                         "best (the fastest precision that stays within --accuracy-budget, never slower than FP32). "
                         "With --optimize: search only this precision")
@@ -193,10 +194,13 @@ def _preprocess(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def print_report(report) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
+    from .main import command_flags, to_flags
+
     b, a = report.before, report.after
     console.print(f"[bold]{report.name}[/bold] from {report.source}")
+    flags = command_flags("build")     # the library's notes name parameters; show the flags
     for note in report.notes:
-        console.print(f"  note: {note}")
+        console.print(f"  note: {to_flags(note, flags)}")
     table = Table(title="graph before → after")
     table.add_column("")
     table.add_column("before", justify="right")

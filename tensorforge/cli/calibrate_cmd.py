@@ -57,43 +57,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def _check(args: argparse.Namespace) -> None:
-    from ..errors import InputError
-
-    for flag, value in (("--calib-samples", args.calib_samples), ("--calib-batch", args.calib_batch)):
-        if value < 1:
-            raise InputError(f"{flag} must be >= 1, got {value}")
-    if args.bins < 2 or args.bins % 2:
-        raise InputError(f"--bins must be an even number >= 2, got {args.bins} (default 2048)")
-    if args.show < 0:
-        raise InputError(f"--show must be >= 0, got {args.show}")
-
-
 def _run(args: argparse.Namespace) -> int:
-    import time
-
-    from ..engine.build import BuildOptions, fp32_graph
-    from ..engine.precision_step import calibration_spec  # build's own reading of --calib
-    from ..precision import calibration_histograms
+    from ..api.calibrate import calibrate
+    from ..errors import ConfigError
     from .build_cmd import _preprocess
 
-    _check(args)
-    t0 = time.perf_counter()
-    options = BuildOptions(calibration=args.calib, calibration_preprocess=_preprocess(args),
-                           calibration_samples=args.calib_samples, pipeline=args.pipeline, batch=args.batch,
-                           max_batch=args.max_batch)
-    with console.status(f"preparing the FP32 graph of {args.model} as build does ..."):
-        model, name, origin = fp32_graph(args.model, options)
-    spec, _, warnings = calibration_spec(args.calib, model, options, None)
-    spec = replace(spec, batch_size=args.calib_batch, num_bins=args.bins)    # computed afresh, never reused
-    with console.status(f"calibrating {name} on {args.calib} (one pass) ..."):
-        hs, info = calibration_histograms(model, spec, threads=args.threads)
-    path = hs.save(args.output)
-    console.print(f"[bold]{name}[/bold] from {origin}: FP32 graph sha256 {hs.model_sha256[:12]}…")
+    if args.show < 0:
+        raise ConfigError(f"--show must be >= 0, got {args.show}")
+    with console.status(f"calibrating {args.model} on {args.calib} (one pass) ..."):
+        result = calibrate(args.model, args.calib, args.output, calibration_samples=args.calib_samples,
+                           calibration_batch=args.calib_batch, bins=args.bins, batch=args.batch,
+                           max_batch=args.max_batch, pipeline=args.pipeline, threads=args.threads,
+                           preprocess=_preprocess(args))
+    hs, path = result.histograms, result.path
+    console.print(f"[bold]{result.name}[/bold] from {result.origin}: FP32 graph sha256 {hs.model_sha256[:12]}…")
     console.print(f"wrote {path} ({human_bytes(path.stat().st_size)}): {len(hs.histograms)} tensors × "
                   f"{hs.num_bins} bins from {hs.samples} samples of {hs.data_source} in "
-                  f"{time.perf_counter() - t0:.1f} s (calibration pass {info['seconds']:.1f} s)")
-    for w in warnings:
+                  f"{result.seconds:.1f} s (calibration pass {result.pass_seconds:.1f} s)")
+    for w in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
     _print_ranges(hs, args.show, unsigned=args.activations == "uint8")
     console.print(f"every method's ranges for all {len(hs.histograms)} tensors derive from this file with no model "

@@ -18,24 +18,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..core.host import fingerprint_differences
-    from ..engine.runtime import Engine
+    from ..api.engine import info
 
-    engine = Engine.load(args.engine)
-    m = engine.manifest
+    described = info(args.engine)
+    engine, m = described.engine, described.manifest
     if args.json:
-        print(json.dumps(m, indent=2))
+        print(json.dumps(m.to_dict(), indent=2))      # the typed manifest becomes JSON only here
         return 0
-    console.print(f"[bold]{engine.name}[/bold] ({m['model']['source']}), format v{m['format_version']}, "
-                  f"precision {m['precision']}, backend {m['backend']['name']} {m['backend']['settings']}")
+    console.print(f"[bold]{engine.name}[/bold] ({m.model.source}), format v{m.format_version}, "
+                  f"precision {m.precision}, backend {m.backend.name} {m.backend.settings.to_dict()}")
     for kind, specs in (("input ", engine.inputs), ("output", engine.outputs)):
         for s in specs:
             console.print(f"  {kind} {s.name}: {s.dtype} {s.shape_str()}")
     if engine.max_batch:
         console.print(f"  max batch {engine.max_batch}")
-    host = m["build"]["host"]
-    console.print(f"built {m['build']['date']} on {host['cpu_model']} ({host['logical_cores']} cores, "
+    host = m.build.host
+    console.print(f"built {m.build.date} on {host['cpu_model']} ({host['logical_cores']} cores, "
                   f"{' '.join(host['isa_flags'])})")
-    diffs = fingerprint_differences(host)
+    diffs = described.host_differences
     console.print("this host differs: " + "; ".join(diffs) if diffs else "this host matches the build host")
     return 0

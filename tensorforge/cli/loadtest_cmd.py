@@ -210,8 +210,11 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
                       "the target; an in-process target using every core delays the generator's wake-ups "
                       "(--threads leaves it one).")
     skip = "scheduled time" if len(tardy) > 1 else "\0"
+    from .main import command_flags, to_flags
+
+    flags = command_flags("loadtest")      # the library's warnings name parameters; show the flags
     for w in sorted({w for r in runs for w in r.warnings if skip not in w}):
-        console.print(f"[yellow]warning:[/yellow] {w}")
+        console.print(f"[yellow]warning:[/yellow] {to_flags(w, flags)}")
 
 
 def _print_comparison(c) -> None:  # type: ignore[no-untyped-def]

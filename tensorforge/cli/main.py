@@ -1,12 +1,15 @@
 """``tensorforge`` — the command line. One module per command; each calls the public API.
 
 Errors TensorForge raises on purpose are printed as one line (exit code 2); ``--debug``
-shows the traceback.
+shows the traceback. Library messages name Python parameters (`` `target_qps` ``,
+``target_qps=100``); :func:`to_flags` rewrites those to the command's flags
+(``--target-qps``, ``--target-qps 100``), so each audience reads its own words.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Sequence
 
@@ -54,6 +57,53 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Python parameter -> flag, where the flag is not the parameter with dashes (`target_qps` -> --target-qps)
+PARAM_FLAGS = {
+    "calibration": "--calib", "calibration_method": "--calib-method", "calibration_cache": "--calib-cache",
+    "calibration_histograms": "--calib-histograms", "calibration_samples": "--calib-samples",
+    "calibration_batch": "--calib-batch", "batches": "--batch", "duration_s": "--duration", "warmup_s": "--warmup",
+    "tune_budget_s": "--tune-budget", "latency_bound_ms": "--latency-bound", "sweep_budgets_ms": "--sweep-latency",
+    "min_query_count": "--min-queries", "max_query_count": "--max-queries", "min_duration_s": "--min-duration",
+    "max_duration_s": "--max-duration", "offline_sample_count": "--offline-samples", "qps": "--target-qps",
+    "budget": "--budget", "accuracy_budget": "--accuracy-budget", "precisions": "--precisions",
+    "auth_token_file": "--auth-token-file", "max_queue_size": "--max-queue-size",
+}
+_TICKED = re.compile(r"`([a-z][a-z0-9_]*)`")
+_ASSIGNED = re.compile(r"(?<![\w.-])([a-z][a-z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s,;)]*)")
+
+
+def _flags_of(parser: argparse.ArgumentParser) -> set[str]:
+    return {opt for action in parser._actions for opt in action.option_strings if opt.startswith("--")}
+
+
+def command_flags(command: str) -> set[str]:
+    """The long options of ``tensorforge COMMAND`` and the global ones (for :func:`to_flags`)."""
+    parser = make_parser()
+    sub = _subparsers(parser).get(command)
+    return _flags_of(parser) | (_flags_of(sub) if sub is not None else set())
+
+
+def to_flags(text: str, flags: set[str]) -> str:
+    """Rewrite the Python parameter names in ``text`` to the flags among ``flags``: `` `name` `` becomes
+    ``--name``, ``name=VALUE`` becomes ``--name VALUE`` (``name=True`` just ``--name``). Names that are no
+    flag of the command stay as they are."""
+    def flag(name: str) -> str | None:
+        candidate = PARAM_FLAGS.get(name, "--" + name.replace("_", "-"))
+        return candidate if candidate in flags else None
+
+    def ticked(m: re.Match[str]) -> str:
+        return flag(m.group(1)) or m.group(0)
+
+    def assigned(m: re.Match[str]) -> str:
+        name, value = m.group(1), m.group(2).strip("\"'")
+        f = flag(name)
+        if f is None:
+            return m.group(0)
+        return f if value in ("", "True") else f"{f} {value}"
+
+    return _ASSIGNED.sub(assigned, _TICKED.sub(ticked, text))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
@@ -67,11 +117,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TensorForgeError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {to_flags(str(exc), command_flags(args.command))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Command name -> its parser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 if __name__ == "__main__":  # pragma: no cover

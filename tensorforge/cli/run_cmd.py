@@ -53,15 +53,10 @@ def read_inputs(items: list[str]) -> np.ndarray | dict[str, np.ndarray]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..engine.build import BuildOptions, build
-    from ..engine.runtime import Engine
+    from ..api.engine import engine_for, run
 
-    if args.engine.endswith(".tfe"):
-        engine = Engine.load(args.engine)
-    else:
-        engine, _ = build(args.engine, options=BuildOptions(threads=args.threads))
-    session = engine.session(threads=args.threads)
-    outputs = session.run(read_inputs(args.input))
+    engine = engine_for(args.engine, threads=args.threads)     # a missing engine is reported before the inputs
+    outputs = run(engine, read_inputs(args.input), threads=args.threads)
     for name, value in outputs.items():
         console.print(f"[bold]{name}[/bold]: {value.dtype} {tuple(value.shape)}")
         if args.topk and value.ndim == 2:

@@ -56,73 +56,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def _fp32_model(source: str, pipeline: str) -> tuple[Any, str]:
-    """(FP32 model as the build sees it before its precision step, name). Refuses a non-FP32 engine."""
-    import onnx
-
-    from ..errors import InputError
-
-    if source.endswith(".tfe"):
-        from ..engine.runtime import Engine
-
-        engine = Engine.load(source)
-        precision = str(engine.manifest.get("precision", "fp32"))
-        if precision != "fp32":
-            raise InputError(f"{source!r} is an engine built in {precision.upper()}; sensitivity quantizes one layer "
-                             "at a time starting from FP32 — point the command at the FP32 model it was built from "
-                             "(ONNX file, zoo or trained model name) or at an FP32 engine (built without --precision)")
-        return onnx.load_from_string(engine.model_bytes), engine.name
-    from ..engine.build import BuildOptions, fp32_graph
-
-    model, name, _ = fp32_graph(source, BuildOptions(pipeline=pipeline))
-    return model, name
-
-
-def _calibration(args: argparse.Namespace, model: Any, bundled: Any) -> tuple[Any, list[str]]:
-    """(CalibrationSpec, warnings) for --calib, read as build reads it (default: the bundled --eval-data's
-    calibration split)."""
-    from ..bench.datasets_io import BUILTIN
-    from ..engine.build import BuildOptions
-    from ..engine.precision_step import calibration_spec
-    from ..errors import InputError
-
-    source = args.calib
-    if source is None:
-        if bundled is None:
-            raise InputError(f"--calib is required with --eval-data {args.eval_data}: give INT8 calibration data "
-                             f"({', '.join(BUILTIN)}, a folder of images, a .npy/.npz file) or 'random'")
-        source = bundled.name
-    spec, _, warnings = calibration_spec(source, model, BuildOptions(calibration_method=args.calib_method), None)
-    if source == "random":
-        warnings = ["INT8 ranges were calibrated on random inputs: the ranking reflects random-input ranges, not "
-                    "your data's — give --calib real samples to find the layer that hurts in practice"]
-    return spec, warnings
-
-
 def _run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    from ..api.sensitivity import fp32_model, sensitivity
+    from ..errors import ConfigError
 
-    from ..bench.datasets_io import BUILTIN, accuracy_data
-    from ..errors import InputError
-    from ..precision.sensitivity import int8_sensitivity
-
-    if not args.eval_data:
-        raise InputError(f"--eval-data is required: held-out data to score on ({', '.join(BUILTIN)} or an .npz "
-                         "with arrays named after the model's inputs and optional 'labels')")
     if args.top < 1:
-        raise InputError(f"--top must be >= 1, got {args.top}")
-    model, name = _fp32_model(args.model, args.pipeline)
-    data = accuracy_data(args.eval_data, model)
-    spec, warnings = _calibration(args, model, data if args.eval_data in BUILTIN else None)
-    print(f"sensitivity: calibrating {name} ({spec.method}) ...", file=sys.stderr, flush=True)
+        raise ConfigError(f"--top must be >= 1, got {args.top}")
+    model, name = fp32_model(args.model, args.pipeline)
+    print(f"sensitivity: calibrating {name} ({args.calib_method}) ...", file=sys.stderr, flush=True)
 
     def progress(done: int, total: int, layer: str) -> None:
         if layer:
             print(f"sensitivity: layer {done + 1}/{total} {layer} alone in INT8", file=sys.stderr, flush=True)
 
-    result = int8_sensitivity(model, spec, data.validation, activations=args.activations,
-                              probe_samples=args.probe_samples, threads=args.threads, progress=progress)
-    result = replace(result, warnings=warnings + result.warnings)
+    result = sensitivity(model, args.eval_data, calibration=args.calib, calibration_method=args.calib_method,
+                         activations=args.activations, probe_samples=args.probe_samples, pipeline="none",
+                         threads=args.threads, progress=progress)
     print_result(name, args.eval_data, result, args.top)
     if args.json:
         write_json(args.json, {"model": name, "source": args.model, "eval_data": args.eval_data,

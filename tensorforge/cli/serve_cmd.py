@@ -60,19 +60,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     net.add_argument("--auth-token-file", metavar="FILE",
                      help="require 'Authorization: Bearer <token>' (token read from FILE) on every call but health")
     net.add_argument("--max-request-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
-    net.add_argument("--http-parser", choices=("auto", "h11", "httptools"), default="auto",
-                     help="HTTP/1.1 stack: httptools (our lean protocol, fastest) or h11 (uvicorn) "
-                          "(default auto: httptools when installed)")
+    net.add_argument("--max-inflight-mb", type=float,
+                     help="HTTP request body MiB held at once, server-wide; past it 503 (default 8 x --max-request-mb)")
+    net.add_argument("--http-impl", choices=("uvicorn", "wire"), default="uvicorn",
+                     help="HTTP/1.1 server: uvicorn (default) or wire (our own protocol: reads binary tensor "
+                          "bodies without copies; fewer HTTP features)")
     net.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                      help="asyncio event loop of the listeners (default auto: uvloop when installed)")
     net.add_argument("--drain-timeout", type=float, default=30.0,
                      help="seconds in-flight requests get to finish on shutdown (default 30)")
     net.add_argument("--header-timeout", type=float, default=30.0,
                      help="seconds from a request's first byte to the end of its headers, then 408 and close: "
-                          "a client trickling headers cannot hold a connection (default 30; our HTTP stack only)")
+                          "a client trickling headers cannot hold a connection (default 30)")
     net.add_argument("--body-timeout", type=float, default=120.0,
                      help="seconds from the end of the headers to the last body byte, then 408 and close "
-                          "(default 120; our HTTP stack only)")
+                          "(default 120)")
+    net.add_argument("--keepalive-timeout", type=float, default=60.0,
+                     help="seconds an idle HTTP connection stays open between requests (default 60)")
+    net.add_argument("--max-connections", type=int, default=1024,
+                     help="open HTTP connections; one more is answered 503 and closed (default 1024)")
     b = p.add_argument_group("batching and instances (defaults for every model; a repository config.json overrides)")
     b.add_argument("--max-batch-size", type=int, default=8, help="most samples per batch (default 8)")
     b.add_argument("--max-queue-delay-ms", type=float, default=10.0,
@@ -93,18 +99,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
-    from ..serve import BatcherConfig, InferenceServer, ModelConfig, ServerConfig
+    from ..api.serve import read_token, serve
+    from ..serve import BatcherConfig, ModelConfig, ServerConfig
 
-    if not args.engines and not args.repository:
-        raise ConfigError("nothing to serve: give engine files (.tfe) and/or --repository DIR")
-    token = None
-    if args.auth_token_file:
-        try:
-            with open(args.auth_token_file, encoding="utf-8") as fh:
-                token = fh.read().strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read --auth-token-file {args.auth_token_file}: {exc}") from exc
+    token = read_token(args.auth_token_file) if args.auth_token_file else None
     preferred = tuple(int(x) for x in args.preferred_batch_sizes.split(",") if x.strip())
     model_config = ModelConfig(
         batcher=BatcherConfig(max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
@@ -114,13 +112,16 @@ def _run(args: argparse.Namespace) -> int:
         instance_kind=args.instance_kind, threads_per_instance=args.threads_per_instance)
     config = ServerConfig(host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
                           metrics_port=args.metrics_port, auth_token=token,
-                          max_request_bytes=int(args.max_request_mb * 2**20), drain_timeout_s=args.drain_timeout,
-                          http_parser=args.http_parser, event_loop=args.event_loop,
-                          header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout)
+                          max_request_bytes=int(args.max_request_mb * 2**20),
+                          max_inflight_bytes=int(args.max_inflight_mb * 2**20) if args.max_inflight_mb else None,
+                          drain_timeout_s=args.drain_timeout,
+                          http_impl=args.http_impl, event_loop=args.event_loop,
+                          header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
+                          keepalive_s=args.keepalive_timeout, max_connections=args.max_connections)
     if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
         err_console.print(f"[yellow]warning:[/yellow] listening on {args.host} without --auth-token-file: anyone "
                           "who can reach this machine can use and load/unload models")
-    server = InferenceServer(args.engines, args.repository, config=config, model_config=model_config).start()
+    server = serve(args.engines, args.repository, config=config, model_config=model_config)
     info = server.describe()
     names = sorted({m["name"] for m in info["models"] if m["state"] == "READY"})
     print(f"serving {len(names)} model(s): {', '.join(names)}")

@@ -11,27 +11,28 @@ import datetime as _dt
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import onnx
 
 from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
+from ..core.hashing import sha256
 from ..core.host import host_fingerprint, isa_flags, library_versions
+from ..core.precisions import BUILD_PRECISIONS
 from ..core.specs import io_specs
-from ..errors import BuildError, ModelError, VerificationError
+from ..core.tolerances import TOLERANCES
+from ..errors import ConfigError, ModelError, VerificationError
 from ..graph import analysis
 from ..graph.batch import batch_dim_of, set_batch
-from ..graph.io import load_model, model_hash, normalize
+from ..graph.io import model_hash, normalize
 from ..graph.pipelines import run_pipeline
 from .device import backend_for_device, resolve_device
-from .format import MODEL_PAYLOAD, sha256, write_engine
+from .format import MODEL_PAYLOAD, write_engine
+from .manifest import BackendRecord, BackendSettings, BuildRecord, Manifest, ModelInfo, freeze
 from .runtime import Engine
+from .source import ModelSource, resolve_source
 from .verify import Verification, verify_build
-
-ModelSource = "str | os.PathLike[str] | onnx.ModelProto"
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "best")     # the same list as precision.PRECISIONS (tested)
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class BuildOptions:
     verify: bool = True
     verify_batch: int = 2
     verify_data: Any = None                 # sample inputs to verify on: an .npz path or {input name: array}
-    rtol: float = 1e-5      # on the max-normalized error, see _compare
+    rtol: float = TOLERANCES["fp32"]       # max normalized error of the optimized graph (core.reference)
     seed: int = 0
     # reduced precision (see engine/precision_step.py and the precision package)
     precision: str = "fp32"                 # fp32 | fp16 | bf16 | int8 | best
@@ -66,7 +67,7 @@ class BuildOptions:
     # auto-tuning (the tune package): time backends × settings here, record the fastest verified one
     tune: str | None = None                 # None | "latency" | "throughput"
     tune_budget_s: float = 120.0
-    tune_batch: int | None = None           # default: 1 for latency; --batch, else min(max batch, 8) for throughput
+    tune_batch: int | None = None           # default: 1 for latency; `batch`, else min(max batch, 8) for throughput
     tune_cache: Any = None                  # a directory, None for the default one, False for none
     tune_backends: tuple[str, ...] | None = None    # limit the search to these backends
     # the joint search (tune/joint.py): precision × backend × settings under accuracy_budget, for an objective
@@ -75,20 +76,22 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         if self.batch is not None and self.max_batch is not None:
-            raise BuildError("give either batch (a fixed batch size) or max_batch (dynamic, bounded), not both")
+            raise ConfigError("give either batch (a fixed batch size) or max_batch (dynamic, bounded), not both")
         for label, value in (("batch", self.batch), ("max_batch", self.max_batch)):
             if value is not None and value < 1:
-                raise BuildError(f"{label} must be >= 1, got {value}")
-        if self.precision not in PRECISIONS:
-            raise BuildError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+                raise ConfigError(f"`{label}` must be >= 1, got {value}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"`threads` must be >= 1 (or None for the backend's default), got {self.threads}")
+        if self.precision not in BUILD_PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; use one of {', '.join(BUILD_PRECISIONS)}")
         if self.tune not in (None, "latency", "throughput"):
-            raise BuildError(f"unknown tuning objective {self.tune!r}; use latency or throughput")
+            raise ConfigError(f"unknown tuning objective {self.tune!r}; use latency or throughput")
         if self.optimize not in (None, "latency", "throughput"):
-            raise BuildError(f"unknown optimize objective {self.optimize!r}; use latency or throughput")
+            raise ConfigError(f"unknown optimize objective {self.optimize!r}; use latency or throughput")
         if self.optimize is not None and self.tune is not None:
-            raise BuildError("give optimize or tune, not both: optimize searches the settings too")
+            raise ConfigError("give optimize or tune, not both: optimize searches the settings too")
         if self.precisions is not None and self.optimize is None:
-            raise BuildError("precisions narrows the optimize search; without optimize give precision")
+            raise ConfigError("precisions narrows the optimize search; without optimize give precision")
 
 
 @dataclass(frozen=True)
@@ -129,29 +132,46 @@ class BuildReport:
         return asdict(self)
 
 
-def resolve_source(source: Any) -> tuple[onnx.ModelProto, str, str]:
-    """(model, name, origin) for an ONNX path, a zoo name, a trained model's name, a ModelProto, or a
-    ``(torch.nn.Module, example_input)`` pair (exported with ``torch.onnx.export``, batch dynamic)."""
-    if isinstance(source, onnx.ModelProto):
-        return source, source.graph.name or "model", "in-memory ModelProto"
-    if isinstance(source, tuple) and len(source) == 2 and hasattr(source[0], "state_dict"):
-        from ..backends.torch import module_to_onnx
+def _model_source(source: Any, name: str | None) -> ModelSource:
+    """The resolved source of a build: an ONNX graph (an engine is already built, so it is refused)."""
+    src = resolve_source(source, name=name)
+    if src.model is None:
+        raise ModelError(f"{src.origin} is an engine file: it is already built. Build from its ONNX model, zoo "
+                         "name or trained model instead")
+    _check_graph(src.model, checker=src.kind == "proto")
+    return src
 
-        module, example = source
-        name = type(module).__name__
-        return onnx.load_from_string(module_to_onnx(module, example)), name, f"torch module {name}"
-    path = Path(os.fspath(source))
-    if path.exists():
-        return load_model(path), path.stem, str(path)
-    from ..models import datasets, zoo
 
-    text = os.fspath(source)
-    if text in zoo.names():
-        return zoo.build(text), text, f"zoo:{text}"
-    if text in datasets.trained_models():
-        return load_model(datasets.trained_model(text)), text, f"trained:{text}"
-    raise ModelError(f"{text!r} is neither an ONNX file nor a zoo model; zoo models: {', '.join(zoo.names())}; "
-                     f"trained models: {', '.join(datasets.trained_models())}")
+MAX_INPUT_ELEMENTS = 1 << 28     # per sample (symbolic dims as 1): 1 GiB of FP32; a 3x8192x8192 image is 2**27.6
+
+
+def _check_graph(model: onnx.ModelProto, checker: bool) -> None:
+    """Refuse, as ModelError, what would otherwise escape the build as a bare exception (issue 13 fuzz):
+    an in-memory model the ONNX checker rejects (a model file is checked when read), and graph inputs
+    with a negative dimension or too many elements to make verification data for."""
+    if checker:
+        try:
+            onnx.checker.check_model(model)
+        except Exception as exc:  # ValidationError, and ValueError for protos past protobuf's 2 GiB
+            raise ModelError(f"the model fails the ONNX checker: {exc}") from exc
+    known = set(onnx.TensorProto.DataType.values())
+    typed = [(v.name, v.type.tensor_type.elem_type) for v in (*model.graph.input, *model.graph.output,
+                                                              *model.graph.value_info) if v.type.HasField("tensor_type")]
+    for value, elem_type in typed + [(t.name, t.data_type) for t in model.graph.initializer]:
+        if elem_type not in known:
+            raise ModelError(f"graph value {value!r} has element type {elem_type}, which ONNX does not define; the "
+                             "model is corrupted or from a newer ONNX — re-export it")
+    for vi in model.graph.input:
+        dims = [d.dim_value for d in vi.type.tensor_type.shape.dim if d.HasField("dim_value")]
+        if any(d < 0 for d in dims):
+            raise ModelError(f"input {vi.name!r} declares a negative dimension {dims}; dimensions are sizes (>= 0) "
+                             "or names — fix the export")
+        elements = 1
+        for d in dims:
+            elements *= max(d, 1)          # a 0 makes the tensor empty, but numpy still refuses [0, 2**40, 2**40]
+        if elements > MAX_INPUT_ELEMENTS:
+            raise ModelError(f"input {vi.name!r} declares {elements:.3g} elements per sample (fixed dims {dims}), "
+                             f"over the {MAX_INPUT_ELEMENTS} TensorForge builds; check the exported shape")
 
 
 def _normalize(original: onnx.ModelProto, options: BuildOptions) -> tuple[onnx.ModelProto, onnx.ModelProto,
@@ -166,31 +186,38 @@ def _normalize(original: onnx.ModelProto, options: BuildOptions) -> tuple[onnx.M
         notes.append(f"batch dimension {old_batch!r} -> {target!r}"
                      + (f" (max batch {options.max_batch})" if options.max_batch else ""))
     elif isinstance(old_batch, int):
-        notes.append(f"batch dimension is fixed at {old_batch}; rebuild with --max-batch N to batch requests")
+        notes.append(f"batch dimension is fixed at {old_batch}; rebuild with max_batch=N to batch requests")
     return reference, model, old_batch, notes
 
 
-def fp32_graph(source: Any, options: BuildOptions = BuildOptions()) -> tuple[onnx.ModelProto, str, str]:
+def fp32_graph(source: Any, options: BuildOptions = BuildOptions(), *,
+               name: str | None = None) -> tuple[onnx.ModelProto, str, str]:
     """(graph, name, origin): the optimized FP32 graph ``build`` hands to its precision step — the
     source resolved, normalized, its batch rewritten and the pass pipeline run, as ``build`` does —
     so calibration files and layer names made from it match the build's.
 
     >>> graph, name, _ = fp32_graph("mnist_cnn")          # doctest: +SKIP
     """
-    original, name, origin = resolve_source(source)
-    _, model, _, _ = _normalize(original, options)
-    return run_pipeline(model, options.pipeline)[0], name, origin
+    src = _model_source(source, name)
+    assert src.model is not None
+    _, model, _, _ = _normalize(src.model, options)
+    return run_pipeline(model, options.pipeline)[0], src.name, src.origin
 
 
 def build(source: Any, output: str | os.PathLike[str] | None = None,
-          options: BuildOptions = BuildOptions()) -> tuple[Engine, BuildReport]:
+          options: BuildOptions = BuildOptions(), *, name: str | None = None) -> tuple[Engine, BuildReport]:
     """Optimize and verify a model; write an engine file when ``output`` is given.
+
+    ``source``: anything :func:`~tensorforge.engine.source.resolve_source` takes but an engine. The engine
+    is named after it (file stem, zoo name, graph name of an in-memory model), or ``name`` when given.
 
     >>> engine, report = build("mobilenet_v2", "mobilenet_v2.tfe")   # doctest: +SKIP
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    original, name, origin = resolve_source(source)
+    src = _model_source(source, name)
+    assert src.model is not None
+    original, name, origin = src.model, src.name, src.origin
     device = resolve_device(options.device)
     if (options.tune is None and options.optimize is None) or options.backend is not None:   # fail fast
         backend = get_backend(backend_for_device(device, options.backend))
@@ -211,7 +238,7 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
     if options.verify:
         t = time.perf_counter()
         verification = verify_build(reference_model, old_batch, payload, options,
-                                    Path(origin) if Path(origin).is_file() else None,
+                                    src.path,
                                     original if _opset(original) < _opset(reference_model) else None)
         timings["verify"] = time.perf_counter() - t
         if not verification.passed:
@@ -260,26 +287,26 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
         settings = dict(winner.session_config(device).to_dict(), streams=winner.streams)
 
     inputs, outputs = io_specs(optimized)
-    manifest: dict[str, Any] = {
-        "model": {"name": name, "source": origin, "sha256_original": model_hash(original),
-                  "sha256": sha256(payload), "opset": _opset(optimized)},
-        "inputs": [s.to_dict() for s in inputs],
-        "outputs": [s.to_dict() for s in outputs],
-        "max_batch": options.max_batch,
-        "precision": optimization.precision if optimization else step.precision if step else "fp32",
-        "accuracy": _accuracy_record(optimization),
-        "backend": {"name": backend.name, "versions": backend.versions(),
-                    "settings": settings},
-        "build": {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                  "host": host_fingerprint(), "libraries": library_versions(),
-                  "pipeline": options.pipeline, "passes": [r.to_dict() for r in pass_reports],
-                  "notes": notes,
-                  "verification": asdict(verification) if verification else None,
-                  "precision": None if step is None else {"report": step.report, "check": step.check},
-                  "tuning": tuning.to_dict() if tuning else optimization.tuning if optimization else None,
-                  "optimization": _without_tuning(optimization),
-                  "summary": {"before": asdict(before), "after": asdict(after)}},
-    }
+    manifest = Manifest(
+        model=ModelInfo(name=name, source=origin, sha256_original=model_hash(original), sha256=sha256(payload),
+                        opset=_opset(optimized)),
+        inputs=tuple(inputs), outputs=tuple(outputs), max_batch=options.max_batch,
+        precision=optimization.precision if optimization else step.precision if step else "fp32",
+        accuracy=freeze(_accuracy_record(optimization)),
+        backend=BackendRecord(name=backend.name, versions=freeze(backend.versions()),
+                              settings=BackendSettings(device=settings["device"], threads=settings["threads"],
+                                                       options=freeze(settings["options"]),
+                                                       streams=settings.get("streams"))),
+        build=BuildRecord(
+            date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), host=freeze(host_fingerprint()),
+            libraries=freeze(library_versions()), pipeline=options.pipeline,
+            passes=freeze([r.to_dict() for r in pass_reports]), notes=tuple(notes),
+            verification=freeze(asdict(verification)) if verification else None,
+            precision=None if step is None else freeze({"report": step.report, "check": step.check}),
+            tuning=freeze(tuning.to_dict() if tuning else optimization.tuning if optimization else None),
+            optimization=freeze(_without_tuning(optimization)),
+            summary=freeze({"before": asdict(before), "after": asdict(after)})),
+    )
     engine = Engine(manifest, payload)
     engine_bytes = 0
     if output is not None:
@@ -293,7 +320,7 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
                          notes=notes, before=before, after=after, passes=[r.to_dict() for r in pass_reports],
                          verification=verification, timings_s={k: round(v, 3) for k, v in timings.items()},
                          engine_bytes=engine_bytes, warnings=step.warnings if step else [],
-                         precision=manifest["precision"],
+                         precision=manifest.precision,
                          precision_report=step.report if step else None,
                          precision_check=step.check if step else None,
                          tuning=tuning.to_dict() if tuning else optimization.tuning if optimization else None,
@@ -309,7 +336,7 @@ def _host_hint() -> str | None:
     if not any(f.endswith("bf16") for f in native):
         return None
     return (f"this CPU has {', '.join(native)}: BF16 and INT8 kernels may run ~2x faster than this FP32 engine; "
-            "build with --optimize latency|throughput (and --eval-data for the accuracy cost) to search them")
+            "build with optimize=latency|throughput (and eval_data= for the accuracy cost) to search them")
 
 
 def _accuracy_record(optimization: Any) -> dict[str, Any] | None:

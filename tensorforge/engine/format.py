@@ -32,13 +32,15 @@ import hmac
 import json
 import os
 import struct
+import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
 
+from ..core.hashing import sha256
 from ..errors import EngineFileError
-from .manifest import validate_manifest
+from .manifest import Manifest, parse_manifest
 
 FORMAT_NAME = "tensorforge-engine"
 FORMAT_VERSION = 1
@@ -52,39 +54,77 @@ MAX_RATIO = 100                     # engines are written stored; deflated weigh
 _CHUNK = 1 << 20
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def write_engine(path: str | os.PathLike[str], manifest: dict[str, Any], payloads: dict[str, bytes], *,
+def write_engine(path: str | os.PathLike[str], manifest: Manifest, payloads: dict[str, bytes], *,
                  key: bytes | None = None) -> Path:
-    """Write atomically (temp file + rename), so a crash never leaves half an engine behind.
+    """Write atomically, so a crash or a full disk never leaves half an engine behind.
+
+    The bytes go to a uniquely named temp file in the target's directory (same filesystem, so the
+    rename is atomic; unique, so two concurrent builds of one path cannot trample each other's
+    temp), are fsync'ed, then ``os.replace`` puts the file in place and the directory is fsync'ed
+    so the rename itself survives a power cut. On any error the temp file is removed and the
+    target is untouched (a previous engine there keeps serving); OSError (ENOSPC, EFBIG, EACCES)
+    becomes an :class:`EngineFileError` naming the path.
 
     ``key`` signs the engine (HMAC-SHA256 of the manifest, which lists every payload's sha256).
     """
     path = Path(path)
-    manifest = dict(manifest)
-    manifest["format"] = FORMAT_NAME
-    manifest["format_version"] = FORMAT_VERSION
-    manifest["payloads"] = {name: {"sha256": sha256(data), "bytes": len(data)} for name, data in payloads.items()}
-    tmp = path.with_name(path.name + ".tmp")
+    record = manifest.to_dict()          # the typed manifest becomes JSON here, at the file's edge
+    record["format"] = FORMAT_NAME
+    record["format_version"] = FORMAT_VERSION
+    record["payloads"] = {name: {"sha256": sha256(data), "bytes": len(data)} for name, data in payloads.items()}
+    body = json.dumps(record, indent=2, sort_keys=True).encode()
+    tmp: Path | None = None
     try:
-        body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            zf.comment = _comment(body, key)
-            zf.writestr(MANIFEST, body)
-            for name, data in payloads.items():
-                zf.writestr(name, data)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(tmp_name)
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+                zf.comment = _comment(body, key)
+                zf.writestr(MANIFEST, body)
+                for name, data in payloads.items():
+                    zf.writestr(name, data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())          # mkstemp makes 0600; an engine is as readable as any file
         os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise EngineFileError(f"{path}: cannot write the engine file ({exc.strerror or exc}); nothing was written "
+                              "and any previous file there is unchanged — free disk space or pick another "
+                              "output path") from exc
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     return path
 
 
+def _umask() -> int:
+    """The process umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    """fsync a directory so a rename in it is durable; not every platform can open a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def read_engine(path: str | os.PathLike[str], *, key: bytes | None = None,
-                max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[dict[str, Any], dict[str, bytes]]:
+                max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[Manifest, dict[str, bytes]]:
     """Return (manifest, payloads) after every check above; EngineFileError names the problem.
+
+    The manifest is parsed once, here, into the typed :class:`~.manifest.Manifest`.
 
     ``key``: refuse the engine unless it carries a valid HMAC-SHA256 signature made with it.
     ``max_bytes``: the largest payload accepted, checked before inflating.
@@ -137,8 +177,7 @@ def read_engine(path: str | os.PathLike[str], *, key: bytes | None = None,
         raise EngineFileError(f"{path}: cannot read the engine ({exc}); the file is truncated or corrupted") from exc
     if MODEL_PAYLOAD not in payloads:
         raise EngineFileError(f"{path}: the engine holds no {MODEL_PAYLOAD} payload")
-    validate_manifest(str(path), manifest, payloads[MODEL_PAYLOAD])
-    return manifest, payloads
+    return parse_manifest(str(path), manifest, payloads[MODEL_PAYLOAD]), payloads
 
 
 def _is_size(value: Any) -> bool:

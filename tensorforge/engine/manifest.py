@@ -1,6 +1,9 @@
-"""The engine manifest's schema, checked on load: types, ranges, known names, and its I/O
-specs against the ONNX payload's graph. Every failure is an :class:`EngineFileError` naming
-the field, its value and what it should be.
+"""The engine manifest: a typed, immutable :class:`Manifest`, parsed once from the file's JSON
+(:func:`parse_manifest`) and turned back into JSON only at the edge (:meth:`Manifest.to_dict`:
+writing the file, ``tensorforge info --json``).
+
+Parsing checks types, ranges, known names, and the I/O specs against the ONNX payload's graph.
+Every failure is an :class:`EngineFileError` naming the field, its value and what it should be.
 
 Checks:
 
@@ -12,26 +15,35 @@ Checks:
   ``threads`` null or 1 … max(4 × this host's cores, 128) (more only oversubscribes the cores and can
   stall the process), ``options`` an object, ``streams`` null or 1 … 1024;
 - ``build``: an object whose ``host`` and ``tuning`` are objects (or null);
+- the records the build writes for people (``model.source``, ``build.notes``, ``build.tuning`` …):
+  their JSON type (a string, a list, an object or null) — their content is kept as read, frozen;
 - the payload's graph: the manifest's inputs and outputs, in order, have the graph's names,
   dtypes and ranks, and every axis fixed on either side is the same on the other.
 
 Example::
 
-    validate_manifest("model.tfe", manifest, payloads["model.onnx"])
+    manifest = parse_manifest("model.tfe", json.loads(body), payloads["model.onnx"])
+    manifest.backend.settings.threads       # typed attributes, no string keys
+    json.dumps(manifest.to_dict())          # the file's JSON again
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import numpy as np
 
+from ..backends.base import SessionConfig
 from ..core.specs import TensorSpec
 from ..errors import EngineFileError
 
-__all__ = ["THREADS_PER_CORE", "max_threads", "validate_manifest", "check_io_against_model"]
+__all__ = ["THREADS_PER_CORE", "BackendRecord", "BackendSettings", "BuildRecord", "Manifest", "ModelInfo",
+           "PayloadRecord", "check_io_against_model", "freeze", "max_threads", "parse_manifest", "thaw",
+           "validate_manifest"]
 
 THREADS_PER_CORE = 4        # threads beyond 4 per core only oversubscribe; 1024 of them stalled the loader
 MAX_RANK = 64
@@ -188,3 +200,205 @@ def check_io_against_model(where: str, inputs: list[TensorSpec], outputs: list[T
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# -- the typed manifest ---------------------------------------------------------------------------------
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _empty() -> Mapping[str, Any]:
+    return _EMPTY
+
+
+def freeze(value: Any) -> Any:
+    """A JSON value made immutable: objects become read-only mappings, lists tuples (deeply)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """The plain JSON value of a :func:`freeze` d one (dicts and lists), for JSON and for callers that edit."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model the engine was built from: its name, source and hashes."""
+
+    name: str = "model"
+    source: str | None = None                 # "zoo:tiny_cnn", a path, "onnx:<in-memory>" …
+    sha256_original: str | None = None        # of the model as given, before any pass
+    sha256: str | None = None                 # of the optimized payload
+    opset: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "sha256_original": self.sha256_original,
+                "sha256": self.sha256, "opset": self.opset}
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """The session settings the build chose; ``streams`` only when the tuner picked a stream count."""
+
+    device: str = "cpu"
+    threads: int | None = None
+    options: Mapping[str, Any] = field(default_factory=_empty)
+    streams: int | None = None
+
+    def session_config(self) -> SessionConfig:
+        return SessionConfig(device=self.device, threads=self.threads, options=thaw(self.options))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"device": self.device, "threads": self.threads, "options": thaw(self.options)}
+        if self.streams is not None:
+            d["streams"] = self.streams
+        return d
+
+
+@dataclass(frozen=True)
+class BackendRecord:
+    name: str = "onnxruntime"
+    versions: Mapping[str, Any] = field(default_factory=_empty)
+    settings: BackendSettings = BackendSettings()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "versions": thaw(self.versions), "settings": self.settings.to_dict()}
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """How the engine was built. The reports (passes, verification, tuning …) are kept as the frozen
+    JSON their own modules wrote; the host fingerprint is :func:`~tensorforge.core.host.host_fingerprint`."""
+
+    date: str | None = None
+    host: Mapping[str, Any] = field(default_factory=_empty)
+    libraries: Mapping[str, Any] = field(default_factory=_empty)
+    pipeline: str | None = None
+    passes: tuple[Mapping[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
+    verification: Mapping[str, Any] | None = None
+    precision: Mapping[str, Any] | None = None
+    tuning: Mapping[str, Any] | None = None
+    optimization: Mapping[str, Any] | None = None
+    summary: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"date": self.date, "host": thaw(self.host), "libraries": thaw(self.libraries),
+                "pipeline": self.pipeline, "passes": thaw(self.passes), "notes": list(self.notes),
+                "verification": thaw(self.verification), "precision": thaw(self.precision),
+                "tuning": thaw(self.tuning), "optimization": thaw(self.optimization), "summary": thaw(self.summary)}
+
+
+@dataclass(frozen=True)
+class PayloadRecord:
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything an engine file says about itself, typed and immutable.
+
+    ``format``, ``format_version`` and ``payloads`` are set on a manifest read from a file (the writer
+    adds them); a freshly built engine that was not written has none. To change a field, make a new
+    manifest with :func:`dataclasses.replace`.
+    """
+
+    model: ModelInfo = ModelInfo()
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+    precision: str = "fp32"
+    max_batch: int | None = None
+    accuracy: Mapping[str, Any] | None = None
+    backend: BackendRecord = BackendRecord()
+    build: BuildRecord = BuildRecord()
+    format: str | None = None
+    format_version: int | None = None
+    payloads: Mapping[str, PayloadRecord] = field(default_factory=_empty)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object written to ``manifest.json`` (the writer adds the format and payload table)."""
+        d: dict[str, Any] = {"model": self.model.to_dict(), "inputs": [s.to_dict() for s in self.inputs],
+                             "outputs": [s.to_dict() for s in self.outputs], "max_batch": self.max_batch,
+                             "precision": self.precision, "accuracy": thaw(self.accuracy),
+                             "backend": self.backend.to_dict(), "build": self.build.to_dict()}
+        if self.format is not None:
+            d["format"] = self.format
+        if self.format_version is not None:
+            d["format_version"] = self.format_version
+        if self.payloads:
+            d["payloads"] = {name: {"sha256": p.sha256, "bytes": p.bytes} for name, p in self.payloads.items()}
+        return d
+
+
+def parse_manifest(where: str, raw: Any, model_bytes: bytes | None = None) -> Manifest:
+    """The typed manifest of ``raw`` (the file's parsed JSON), checked as the module doc says (and against
+    ``model_bytes`` when given); EngineFileError on any problem."""
+    if not isinstance(raw, dict):
+        raise _fail(where, f"is {_short(raw)}; expected an object")
+    validate_manifest(where, raw, model_bytes)
+    model = raw["model"]
+    backend = raw["backend"]
+    settings = _obj(where, backend, "settings", "backend.settings", optional=True)
+    build = _obj(where, raw, "build", "build", optional=True)
+    payloads: dict[str, PayloadRecord] = {}
+    for name, meta in (_typed(where, raw, "payloads", "", dict) or {}).items():
+        if not isinstance(meta, Mapping) or not isinstance(meta.get("sha256"), str) or not _is_int(meta.get("bytes")):
+            raise _fail(where, f"field 'payloads.{name}' is {_short(thaw(meta))}; expected {{sha256, bytes}}")
+        payloads[name] = PayloadRecord(meta["sha256"], meta["bytes"])
+    return Manifest(
+        model=ModelInfo(name=model.get("name", "model"), source=_typed(where, model, "source", "model.", str),
+                        sha256_original=_typed(where, model, "sha256_original", "model.", str),
+                        sha256=_typed(where, model, "sha256", "model.", str),
+                        opset=_typed(where, model, "opset", "model.", int)),
+        inputs=tuple(_specs(where, raw, "inputs")), outputs=tuple(_specs(where, raw, "outputs")),
+        precision=raw.get("precision", "fp32"), max_batch=raw.get("max_batch"),
+        accuracy=_record(where, raw, "accuracy", ""),
+        backend=BackendRecord(
+            name=backend["name"], versions=_record(where, backend, "versions", "backend.") or _EMPTY,
+            settings=BackendSettings(device=settings.get("device", "cpu"), threads=settings.get("threads"),
+                                     options=freeze(settings.get("options", {})), streams=settings.get("streams"))),
+        build=BuildRecord(
+            date=_typed(where, build, "date", "build.", str), host=_record(where, build, "host", "build.") or _EMPTY,
+            libraries=_record(where, build, "libraries", "build.") or _EMPTY,
+            pipeline=_typed(where, build, "pipeline", "build.", str),
+            passes=_typed(where, build, "passes", "build.", list) or (),
+            notes=_typed(where, build, "notes", "build.", list, of=str) or (),
+            verification=_record(where, build, "verification", "build."),
+            precision=_record(where, build, "precision", "build."),
+            tuning=_record(where, build, "tuning", "build."),
+            optimization=_record(where, build, "optimization", "build."),
+            summary=_record(where, build, "summary", "build.")),
+        format=_typed(where, raw, "format", "", str), format_version=_typed(where, raw, "format_version", "", int),
+        payloads=MappingProxyType(payloads))
+
+
+_JSON_TYPES = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
+_PLURALS = {str: "strings", int: "integers", list: "lists", dict: "objects"}
+
+
+def _typed(where: str, parent: dict[str, Any], key: str, prefix: str, kind: type, of: type | None = None) -> Any:
+    """``parent[key]`` when it is null/absent or of ``kind`` (a list: of ``of``), frozen; else EngineFileError."""
+    value = parent.get(key)
+    if value is None:
+        return None
+    ok = _is_int(value) if kind is int else isinstance(value, kind)
+    if ok and of is not None:
+        ok = all(isinstance(v, of) for v in value)
+    if not ok:
+        what = _JSON_TYPES[kind] + (f" of {_PLURALS[of]}" if of is not None else "")
+        raise _fail(where, f"field '{prefix}{key}' is {_short(value)}; expected null or {what}")
+    return freeze(value)
+
+
+def _record(where: str, parent: dict[str, Any], key: str, prefix: str) -> Mapping[str, Any] | None:
+    """A free-form JSON object (a report written by its own module), frozen; null stays None."""
+    result: Mapping[str, Any] | None = _typed(where, parent, key, prefix, dict)
+    return result

@@ -4,9 +4,9 @@ It runs after the FP32 graph passes were verified, so a precision problem is nev
 mistaken for a pass bug. Calibration data for INT8 comes from the user (a folder of
 images, ``.npy``/``.npz``, arrays, an iterable, one of the bundled datasets by name) or,
 for speed-only builds, ``"random"`` — synthetic inputs, said so loudly in the report.
-FP16/BF16 results are then checked against FP32 on random inputs with a tolerance that
-fits the precision; INT8 is judged by task accuracy (the guard, on held-out data), not
-elementwise.
+FP16/BF16 results are then checked against FP32 on random inputs with the precision's
+tolerance (:mod:`tensorforge.core.tolerances`, or ``BuildOptions.precision_rtol``); INT8 is
+judged by task accuracy (the guard, on held-out data), not elementwise.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import onnx
 
 from ..backends.base import SessionConfig
+from ..backends.reference import reference_session
 from ..backends.registry import get_backend
+from ..core.precisions import LOW_FLOATS
+from ..core.reference import compare
 from ..core.specs import io_specs, random_inputs
-from ..errors import BuildError, CalibrationError
+from ..core.tolerances import tolerance
+from ..errors import BuildError, CalibrationError, VerificationError
 
-# max |low - fp32| / max |fp32| over random inputs, worst output (FP16 keeps 11 significant
-# bits, BF16 8: errors compound through a deep network's layers)
-LOW_PRECISION_RTOL = {"fp16": 1e-2, "bf16": 6e-2}
 RANDOM_CALIBRATION = "random"
 BUNDLED = ("mnist5k", "digits", "sentences")
 
@@ -45,7 +45,8 @@ def calibration_spec(source: Any, model: onnx.ModelProto, options: Any,
     """(CalibrationSpec or None, eval data or None, warnings) for a calibration source, as ``build`` reads
     ``options.calibration`` (a BuildOptions): data, a bundled dataset (with its validation split as eval
     data), ``"random"`` (speed only, with a warning), and ``options.calibration_histograms``."""
-    from ..precision import CalibrationData, CalibrationSpec, Preprocess
+    from ..models.accuracy_data import CalibrationData
+    from ..precision import CalibrationSpec, Preprocess
 
     method, cache = options.calibration_method, options.calibration_cache
     hist = getattr(options, "calibration_histograms", None)
@@ -62,7 +63,7 @@ def calibration_spec(source: Any, model: onnx.ModelProto, options: Any,
                         "accuracy of this engine is unknown — calibrate on real data for a model you ship")
         return CalibrationSpec(data=data, method=method, cache_path=cache, histograms=hist), eval_data, warnings
     if isinstance(source, str) and source in BUNDLED:
-        from ..bench.datasets_io import accuracy_data
+        from ..models.accuracy_data import accuracy_data
 
         bundled = accuracy_data(source, model)
         return (CalibrationSpec(data=bundled.calibration_data(), method=method, cache_path=cache, histograms=hist),
@@ -75,12 +76,12 @@ def calibration_spec(source: Any, model: onnx.ModelProto, options: Any,
 def resolve_eval_data(source: Any, model: onnx.ModelProto) -> Any:
     """Held-out data for the accuracy guard: an EvalData, a bundled dataset name (its
     validation split) or an ``.npz`` with arrays named after the inputs (+ 'labels')."""
-    from ..precision import EvalData
+    from ..models.accuracy_data import EvalData
 
     if source is None or isinstance(source, EvalData):
         return source
     if isinstance(source, str):
-        from ..bench.datasets_io import accuracy_data
+        from ..models.accuracy_data import accuracy_data
 
         return accuracy_data(source, model).validation
     raise BuildError(f"eval data must be EvalData, a bundled dataset ({', '.join(BUNDLED)}) or an .npz path; "
@@ -95,8 +96,8 @@ def apply(model: onnx.ModelProto, options: Any) -> PrecisionStep:
     eval_data = resolve_eval_data(options.eval_data, model)
     spec, eval_data, warnings = calibration_spec(options.calibration, model, options, eval_data)
     if precision == "int8" and spec is None:
-        raise CalibrationError("INT8 needs calibration data: --calib DIR|FILE.npy|FILE.npz|mnist5k|digits|"
-                               "sentences (or a calibration cache), or --calib random for a speed-only build")
+        raise CalibrationError("INT8 needs calibration data: calibration=DIR|FILE.npy|FILE.npz|mnist5k|digits|"
+                               "sentences (or a calibration cache), or calibration=\"random\" for a speed-only build")
     popts = PrecisionOptions(precision, calibration=spec, activations=options.activations,
                              keep_first_last=options.keep_first_last, accuracy_budget=options.accuracy_budget,
                              threads=options.threads)
@@ -105,14 +106,13 @@ def apply(model: onnx.ModelProto, options: Any) -> PrecisionStep:
     if options.accuracy_budget is not None and rep.met_budget is False:
         warnings.append(f"the accuracy budget {options.accuracy_budget} could not be met: the engine stays FP32")
     check = None
-    if rep.precision in LOW_PRECISION_RTOL and options.verify:
+    if rep.precision in LOW_FLOATS and options.verify:
         check = check_low_precision(model, converted, rep.precision, options)
         if not check["passed"]:
-            from ..errors import VerificationError
             raise VerificationError(
                 f"the {rep.precision.upper()} engine differs from FP32 by a max normalized error of "
                 f"{check['max_norm_err']:.3g} > {check['tolerance']:.0e} on random inputs; nothing was written. "
-                "Keep sensitive layers in FP32 with --accuracy-budget and held-out data, or build FP32")
+                "Keep sensitive layers in FP32 with `accuracy_budget` and held-out data, or build FP32")
     elif rep.precision == "int8":
         check = {"judged_by": "task accuracy on held-out data (INT8 is not compared elementwise)",
                  "accuracy": rep.accuracy}
@@ -120,24 +120,21 @@ def apply(model: onnx.ModelProto, options: Any) -> PrecisionStep:
 
 
 def check_low_precision(fp32: onnx.ModelProto, low: onnx.ModelProto, precision: str, options: Any) -> dict[str, Any]:
-    """Max normalized error of ``low`` against ``fp32`` on seeded random inputs."""
-    ort = get_backend("onnxruntime")
-    cfg = SessionConfig("cpu", options.threads)
-    a = ort.create_session(fp32.SerializeToString(), cfg)
-    b = ort.create_session(low.SerializeToString(), cfg)
+    """Max normalized error (:func:`tensorforge.core.reference.compare`) of ``low`` against the FP32
+    reference session of ``fp32``, on seeded random inputs."""
+    a = reference_session(fp32.SerializeToString(), options.threads)
+    b = get_backend("onnxruntime").create_session(low.SerializeToString(), SessionConfig("cpu", options.threads))
     specs = io_specs(fp32)[0]
     batch = options.batch or (min(options.verify_batch, options.max_batch) if options.max_batch
                               else options.verify_batch)
     feeds = random_inputs(specs, batch, seed=options.seed)
-    worst = 0.0
-    for want, got in zip(a.run(feeds), b.run(feeds)):
-        w64, g64 = want.astype(np.float64), got.astype(np.float64)
-        err = float(np.max(np.abs(w64 - g64), initial=0.0))
-        scale = float(np.max(np.abs(w64), initial=0.0)) or 1.0
-        worst = max(worst, err / scale if np.isfinite(err) else float("inf"))
-    tol = options.precision_rtol or LOW_PRECISION_RTOL[precision]
-    return {"against": "the verified FP32 engine, random inputs", "batch": batch, "max_norm_err": worst,
-            "tolerance": tol, "passed": worst <= tol}
+    result = compare(b.run(feeds), a.run(feeds), names=[o.name for o in fp32.graph.output])
+    tol = options.precision_rtol or tolerance(precision)
+    check = {"against": "the verified FP32 engine, random inputs", "batch": batch, "max_norm_err": result.max_norm,
+             "tolerance": tol, "passed": result.within(tol)}
+    if result.nonfinite():
+        check["nonfinite"] = result.nonfinite("FP32")
+    return check
 
 
 def optimize(model: onnx.ModelProto, options: Any, device: str, progress: Any = None) -> Any:

@@ -1,5 +1,6 @@
 """The build's numerical check: the optimized graph against the original, on inputs the model
-accepts (chosen by :mod:`.verify_inputs`), every output compared at the FP32 tolerance.
+accepts (chosen by :mod:`.verify_inputs`), every output compared by :func:`tensorforge.core.reference.compare`
+(its NaN/Inf policy included) at the FP32 tolerance, ``BuildOptions.rtol``.
 
 A backend failure here is a :class:`~tensorforge.errors.BuildError` naming the stage, which model
 failed (the original: the inputs or the import are at fault; the optimized: the passes are), the
@@ -10,14 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import onnx
 
 from ..backends.base import SessionConfig
+from ..backends.reference import reference_session
 from ..backends.registry import get_backend
-from ..errors import BuildError, VerificationError
+from ..core.reference import compare
+from ..errors import BuildError
 from .verify_inputs import VerifyFeeds, choose_feeds
 
 __all__ = ["Verification", "verify_build"]
@@ -30,7 +33,7 @@ class Verification:
     max_norm_err: float      # max |opt - ref| / max |ref|, per output, worst output
     tolerance: float
     passed: bool
-    reference: str = "onnxruntime FP32, graph optimizations off, original model"
+    reference: str = "onnxruntime FP32, graph optimizations off, original model"     # what reference_session runs
     data: str = "random inputs, shapes from the model"
     nonfinite: dict[str, str] = field(default_factory=dict)   # output -> "k of n values NaN/Inf in the original"
 
@@ -48,7 +51,7 @@ def _runs_before_upgrade(pre_upgrade: onnx.ModelProto | None, feeds: Mapping[str
     if pre_upgrade is None:
         return False
     try:
-        session = get_backend("onnxruntime").create_session(pre_upgrade.SerializeToString(), SessionConfig("cpu"))
+        session = reference_session(pre_upgrade.SerializeToString())
         session.run(dict(feeds))
     except Exception:  # noqa: BLE001 - any failure means the upgrade is not the (only) cause
         return False
@@ -96,10 +99,9 @@ def _run(session: Any, feeds: Mapping[str, np.ndarray], which: str, chosen: Veri
         raise _failure(which, exc, chosen, feeds, pre_upgrade) from exc
 
 
-def _session(backend: Any, payload: bytes, config: SessionConfig, which: str, chosen: VerifyFeeds,
-             pre_upgrade: onnx.ModelProto | None) -> Any:
+def _session(create: Callable[[], Any], which: str, chosen: VerifyFeeds, pre_upgrade: onnx.ModelProto | None) -> Any:
     try:
-        return backend.create_session(payload, config)
+        return create()
     except Exception as exc:  # noqa: BLE001 - ModelError from the backend: add the stage and the cause
         raise _failure(which, exc, chosen, chosen.feeds, pre_upgrade, loading=True) from exc
 
@@ -117,9 +119,8 @@ def verify_build(reference: onnx.ModelProto, ref_batch: int | str | None, payloa
                           model_path=model_path, batch=options.batch, verify_batch=options.verify_batch,
                           max_batch=options.max_batch, seed=options.seed)
     feeds, batch = chosen.feeds, chosen.batch
-    ort = get_backend("onnxruntime")
-    ref_cfg = SessionConfig("cpu", options.threads, {"graph_optimization_level": "disable"})
-    ref_session = _session(ort, reference.SerializeToString(), ref_cfg, "original", chosen, pre_upgrade)
+    ref_session = _session(lambda: reference_session(reference.SerializeToString(), options.threads), "original",
+                           chosen, pre_upgrade)
     chunk = ref_batch if isinstance(ref_batch, int) and ref_batch > 0 and chosen.batch_names else batch
     chunk = chunk or 1
     if batch % chunk:
@@ -131,29 +132,10 @@ def verify_build(reference: onnx.ModelProto, ref_batch: int | str | None, payloa
         parts.append(_run(ref_session, part, "original", chosen, pre_upgrade))
     want = [np.concatenate([p[j] for p in parts], axis=0) if len(parts) > 1 else parts[0][j]
             for j in range(len(parts[0]))]
-    opt_session = _session(ort, payload, SessionConfig("cpu", options.threads), "optimized", chosen, None)
+    ort, config = get_backend("onnxruntime"), SessionConfig("cpu", options.threads)
+    opt_session = _session(lambda: ort.create_session(payload, config), "optimized", chosen, None)
     got = _run(opt_session, feeds, "optimized", chosen, None)
-    max_abs = max_norm = 0.0
-    nonfinite: dict[str, str] = {}
-    names = [o.name for o in reference.graph.output]
-    for j, (g, w) in enumerate(zip(got, want)):
-        g, w = np.asarray(g), np.asarray(w)
-        if g.shape != w.shape:
-            raise VerificationError(f"optimized output shape {g.shape} differs from the original's {w.shape}")
-        if g.dtype.kind not in "fc":
-            if not np.array_equal(g, w):
-                max_abs = max_norm = float("inf")
-            continue
-        g64, w64 = g.astype(np.float64), w.astype(np.float64)
-        bad = int(w64.size - np.count_nonzero(np.isfinite(w64)))
-        if bad:     # "error 0" between two NaNs proves nothing: say so
-            name = names[j] if j < len(names) else f"output {j}"
-            nonfinite[name] = f"{bad} of {w64.size} values NaN/Inf in the original (compared where finite)"
-        both_nan = np.isnan(g64) & np.isnan(w64)
-        diff = np.where(both_nan, 0.0, np.abs(g64 - w64))
-        abs_err = float(np.nanmax(diff, initial=0.0)) if not np.isnan(diff).any() else float("inf")
-        scale = float(np.nanmax(np.abs(w64), initial=0.0)) or 1.0
-        max_abs = max(max_abs, abs_err)
-        max_norm = max(max_norm, abs_err / scale)
-    return Verification(batch=batch, max_abs_err=max_abs, max_norm_err=max_norm, tolerance=options.rtol,
-                        passed=max_norm <= options.rtol, data=chosen.data, nonfinite=nonfinite)
+    result = compare(got, want, names=[o.name for o in reference.graph.output])
+    return Verification(batch=batch, max_abs_err=result.max_abs, max_norm_err=result.max_norm, tolerance=options.rtol,
+                        passed=result.within(options.rtol), data=chosen.data,
+                        nonfinite=result.nonfinite("the original"))

@@ -58,7 +58,7 @@ class Schedule:
 def _check_rate(rate_qps: float) -> None:
     if not (isinstance(rate_qps, (int, float)) and math.isfinite(rate_qps) and rate_qps > 0):
         raise InputError(f"the arrival rate must be a positive number of queries per second, got {rate_qps!r} "
-                         "(e.g. --target-qps 100)")
+                         "(e.g. target_qps=100)")
 
 
 def poisson_gaps_s(rate_qps: float, count: int, seed: int) -> np.ndarray:

@@ -125,7 +125,7 @@ def find_max_qps(target: Target, settings: ScenarioSettings, *, tolerance: float
                  progress: ProbeFn | None = None) -> FindMaxResult:
     """Search for the highest VALID ``target_qps`` of the Server scenario (``settings.latency_bound_ms`` required)."""
     if settings.scenario != "server" or settings.latency_bound_ms is None:
-        raise InputError("find-max searches the server scenario: give --scenario server and --latency-bound MS")
+        raise InputError("find-max searches the server scenario: give scenario=\"server\" and latency_bound_ms=MS")
     if not 0 < tolerance < 1:
         raise InputError(f"tolerance must be a fraction in (0, 1), got {tolerance}")
     if max_probes < 2:

@@ -33,6 +33,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..core.stats import percentile, percentile_index
 from ..errors import InputError, TensorForgeError
 from .scenarios import ScenarioSettings, measure_capacity
 from .targets import Target
@@ -371,12 +372,10 @@ def compare(ours: Any, theirs: MlperfSummary) -> dict[str, Any]:
 
 def _window_spread(latencies_ns: np.ndarray, p: float | None, windows: int = 5) -> float:
     """Spread in % of a statistic (the ``p`` percentile, LoadGen's definition; or the median) across windows."""
-    from .verdict import mlperf_percentile
-
     parts = [w for w in np.array_split(np.asarray(latencies_ns), windows) if w.size]
     if len(parts) < 2:
         return 0.0
-    values = [float(np.median(w)) if p is None else float(mlperf_percentile(np.sort(w), p)) for w in parts]
+    values = [float(np.median(w)) if p is None else float(percentile(w, p)) for w in parts]
     centre = float(np.median(values))
     return (max(values) - min(values)) / centre * 100.0 if centre > 0 else 0.0
 
@@ -388,7 +387,7 @@ def _quantile_uncertainty(ours: Any, p: float | None) -> float:
     if p is None or n < 2:
         return 0.0
     es = ours.early_stopping
-    k = n - 1 - int(es.discarded_highest) if es is not None and es.estimate_ns is not None else min(n - 1, int(n * p))
+    k = n - 1 - int(es.discarded_highest) if es is not None and es.estimate_ns is not None else percentile_index(n, p)
     band = int(math.ceil(2.0 * math.sqrt(2.0) * math.sqrt(n * p * (1.0 - p))))
     value = float(lat[k])
     lo, hi = float(lat[max(0, k - band)]), float(lat[min(n - 1, k + band)])

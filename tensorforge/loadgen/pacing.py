@@ -1,24 +1,29 @@
 """Waiting until a query's scheduled send time: sleep most of the way, spin the last microseconds.
 
-``time.sleep`` on Linux wakes 50–100 µs late (the thread's timer slack plus wake-up);
-a pure busy-wait would hold a core — and the GIL — that the target needs. The
+``time.sleep`` on Linux wakes late (the thread's timer slack, 50 µs by default, plus the
+wake-up); a pure busy-wait would hold a core — and the GIL — that the target needs. The
 :class:`Pacer` therefore sleeps until a little before the due time, by an allowance
 that tracks the sleeps' recent overshoot, then spins on ``perf_counter_ns`` for the
-rest (typically a few tens of µs, never more than 250 µs). While active it also lowers the issuing thread's
-timer slack to 1 ns (``prctl(PR_SET_TIMERSLACK)``, Linux only, that thread only,
-restored on exit), which cuts the overshoot itself by about half.
+rest (at most ``max_slack_ns`` plus the margin, 250 µs + 20 µs by default). While active it also lowers the
+issuing thread's timer slack to 1 ns (``prctl(PR_SET_TIMERSLACK)``, Linux only, that thread
+only, restored on exit), which removes the slack from the overshoot.
 
     >>> with Pacer() as pacer:                              # doctest: +SKIP
     ...     sent = pacer.wait_until(time.perf_counter_ns() + 1_000_000)
+
+The generator reads time and waits only through a :class:`Clock` (default
+:data:`MONOTONIC`, the real one), so a test can run it on simulated time: a clock
+whose ``pacer()`` jumps to the due time and whose ``wait`` runs the target's
+scheduled completions, which makes every latency of a run exact.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, Callable, ContextManager, Protocol
 
-__all__ = ["Pacer"]
+__all__ = ["Pacer", "Clock", "MonotonicClock", "MONOTONIC"]
 
 _PR_SET_TIMERSLACK = 29
 _PR_GET_TIMERSLACK = 30
@@ -39,7 +44,11 @@ def _prctl() -> Any | None:
 class Pacer:
     """Sleep-then-spin waits on the ``perf_counter_ns`` clock; use as a context manager in the issuing thread."""
 
-    def __init__(self, margin_ns: int = 20_000, initial_slack_ns: int = 80_000, max_slack_ns: int = 250_000) -> None:
+    def __init__(self, margin_ns: int = 20_000, initial_slack_ns: int = 80_000, max_slack_ns: int = 250_000, *,
+                 clock: Callable[[], int] = time.perf_counter_ns,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.clock = clock          # injectable, with ``sleep``, so the overshoot tracking is testable exactly
+        self.sleep = sleep
         self.margin_ns = margin_ns
         self.slack_ns = float(initial_slack_ns)
         self.max_slack_ns = max_slack_ns
@@ -63,11 +72,11 @@ class Pacer:
 
     def wait_until(self, due_ns: int) -> int:
         """Return at (or as soon as possible after) ``due_ns``; gives the clock reading at return."""
-        clock = time.perf_counter_ns
+        clock = self.clock
         now = clock()
         early = due_ns - now - int(self.slack_ns) - self.margin_ns
         if early > 0:
-            time.sleep(early / 1e9)
+            self.sleep(early / 1e9)
             after = clock()
             overshoot = after - (now + early)
             # Track the sleep's overshoot (fast up, slow down) so the spin stays short but rarely late. Capped: a
@@ -79,3 +88,36 @@ class Pacer:
         while now < due_ns:
             now = clock()
         return now
+
+
+class Clock(Protocol):
+    """The load generator's time base: nanosecond readings, pacing to a due time, and bounded waits."""
+
+    def now_ns(self) -> int:
+        """The current time in ns (``perf_counter_ns`` units for the real clock)."""
+
+    def pacer(self) -> ContextManager[Any]:
+        """A context manager giving an object with ``wait_until(due_ns) -> now_ns`` (a :class:`Pacer`)."""
+
+    def wait(self, ready: Callable[[float | None], bool], timeout_s: float | None) -> bool:
+        """Block until ``ready`` holds or ``timeout_s`` passes (None: no limit); True if it held.
+
+        ``ready(t)`` is a blocking attempt of at most ``t`` seconds (``Event.wait``,
+        ``Semaphore.acquire``...) that returns whether it succeeded.
+        """
+
+
+class MonotonicClock:
+    """The real clock: ``time.perf_counter_ns`` (CLOCK_MONOTONIC on Linux), :class:`Pacer`, blocking waits."""
+
+    def now_ns(self) -> int:
+        return time.perf_counter_ns()
+
+    def pacer(self) -> Pacer:
+        return Pacer()
+
+    def wait(self, ready: Callable[[float | None], bool], timeout_s: float | None) -> bool:
+        return ready(timeout_s)
+
+
+MONOTONIC = MonotonicClock()

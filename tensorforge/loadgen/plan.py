@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from .findmax import FindMaxResult, SweepResult, find_max_qps, latency_sweep
 from .scenarios import ScenarioSettings, run_scenario
 from .targets import Target, open_target
@@ -79,16 +79,23 @@ class LoadtestOptions:
 
     def __post_init__(self) -> None:
         if self.harness not in ("ours", "mlperf"):
-            raise InputError(f"--harness must be 'ours' or 'mlperf', got {self.harness!r}")
+            raise ConfigError(f"`harness` must be 'ours' or 'mlperf', got {self.harness!r}")
+        for label, value in (("threads", self.threads), ("concurrency", self.concurrency),
+                             ("max_batch", self.max_batch), ("max_probes", self.max_probes)):
+            if value is not None and value < 1:
+                raise ConfigError(f"`{label}` must be >= 1, got {value}")
         if (self.find_max or self.sweep_budgets_ms) and self.settings.scenario != "server":
-            raise InputError("--find-max and --sweep-latency search the server scenario; add --scenario server")
+            raise ConfigError("find_max=True and sweep_budgets_ms= search the server scenario; set "
+                              "scenario=\"server\"")
         if self.find_max and self.sweep_budgets_ms:
-            raise InputError("give --find-max (one latency bound) or --sweep-latency (several budgets), not both")
+            raise ConfigError("give find_max=True (one latency bound) or sweep_budgets_ms= (several budgets), "
+                              "not both")
         if self.sweep_budgets_ms and self.harness == "mlperf":
-            raise InputError("--harness mlperf runs one setting; use it with a single run or --find-max, not a sweep")
+            raise ConfigError("harness=\"mlperf\" runs one setting; use it with a single run or find_max=True, "
+                              "not a sweep")
         if self.qps and (self.find_max or self.sweep_budgets_ms):
-            raise InputError("several --target-qps values make a load curve; --find-max/--sweep-latency choose "
-                             "the loads themselves — give one or the other")
+            raise ConfigError("several `qps` values make a load curve; find_max=True and sweep_budgets_ms= choose "
+                              "the loads themselves — give one or the other")
 
     @property
     def mode(self) -> str:
@@ -208,13 +215,13 @@ def _one_config(c: TargetConfig, o: LoadtestOptions, say: Progress, mlperf_dir: 
             ours = found.best if found is not None else runs[-1]
             if ours is None:
                 raise InputError("find-max found no valid load, so there is no setting to hand to LoadGen; "
-                                 "raise --latency-bound")
+                                 "raise `latency_bound_ms`")
             lg_settings = replace(s, target_qps=ours.settings.get("target_qps"))
             dataset = None
             if o.dataset:
                 specs = getattr(target, "input_specs", None)
                 if specs is None or target.kind in ("http", "grpc"):
-                    raise InputError("--dataset (LoadGen accuracy mode) needs an in-process target: its "
+                    raise InputError("`dataset` (LoadGen accuracy mode) needs an in-process target: its "
                                      "outputs are read back to score top-1")
                 dataset = load_dataset(o.dataset, [sp.name for sp in specs])
             say(f"{c.name()}: MLPerf LoadGen")

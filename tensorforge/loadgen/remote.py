@@ -36,14 +36,11 @@ import numpy as np
 
 from ..core.specs import TensorSpec, random_inputs
 from ..errors import InputError, ServingError
+from ..serve.protocol import NUMERIC_DATATYPES, datatype_of, dtype_of
 from .targets import DoneFn
 
-__all__ = ["HttpTarget", "GrpcTarget", "open_remote", "KSERVE_DTYPES"]
+__all__ = ["HttpTarget", "GrpcTarget", "open_remote"]
 
-KSERVE_DTYPES = {"BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
-                 "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64", "FP16": "float16",
-                 "FP32": "float32", "FP64": "float64"}
-_TO_KSERVE = {v: k for k, v in KSERVE_DTYPES.items()}
 _SETUP_TIMEOUT_S = 30.0
 
 
@@ -74,10 +71,10 @@ def _specs_from_metadata(meta: Mapping[str, Any], where: str) -> tuple[list[Tens
     if not inputs:
         raise ServingError(f"{where}: the model metadata lists no inputs")
     for item in inputs:
-        dtype = KSERVE_DTYPES.get(str(item.get("datatype")))
-        if dtype is None:
+        if item.get("datatype") not in NUMERIC_DATATYPES:
             raise InputError(f"{where}: input {item.get('name')!r} has datatype {item.get('datatype')}; the load "
-                             f"generator sends numeric tensors only ({', '.join(KSERVE_DTYPES)})")
+                             f"generator sends numeric tensors only ({', '.join(NUMERIC_DATATYPES)})")
+        dtype = dtype_of(item["datatype"]).name
         shape = [int(d) for d in item.get("shape", [])]
         if not shape or shape[0] != -1:
             batched = False
@@ -128,7 +125,7 @@ class _RemoteBase(abc.ABC):
             self.max_batch = 1
         elif self._user_max_batch is not None:
             if server_max_batch and self._user_max_batch > server_max_batch:
-                raise InputError(f"--max-batch {self._user_max_batch} exceeds the server's max_batch_size "
+                raise InputError(f"max_batch={self._user_max_batch} exceeds the server's max_batch_size "
                                  f"{server_max_batch} for model {self.name!r}")
             self.max_batch = self._user_max_batch
         else:
@@ -221,7 +218,7 @@ class HttpTarget(_RemoteBase):
         for spec in self.input_specs:
             a = np.ascontiguousarray(arrays[spec.name])
             raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-            inputs.append({"name": spec.name, "shape": list(a.shape), "datatype": _TO_KSERVE[a.dtype.name],
+            inputs.append({"name": spec.name, "shape": list(a.shape), "datatype": datatype_of(a.dtype),
                            "parameters": {"binary_data_size": len(raw)}})
             blobs.append(raw)
         header = {"inputs": inputs, "outputs": [{"name": o, "parameters": {"binary_data": True}}
@@ -327,7 +324,7 @@ class GrpcTarget(_RemoteBase):
             a = np.ascontiguousarray(arrays[spec.name])
             t = req.inputs.add()
             t.name = spec.name
-            t.datatype = _TO_KSERVE[a.dtype.name]
+            t.datatype = datatype_of(a.dtype)
             t.shape.extend(a.shape)
             req.raw_input_contents.append(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
         for name in self.output_names:

@@ -16,8 +16,10 @@ A run lasts until both ``min_query_count`` queries and ``min_duration_s`` second
 reached (LoadGen's rule; defaults: the early-stopping minimum for the percentile — 64
 for p90, 662 for p99 — and 5 s, sized for a small machine). Issuing happens in the
 calling thread; completions are timestamped in the target's callback with
-:func:`time.perf_counter_ns` (CLOCK_MONOTONIC on Linux). The verdict is computed by
-:mod:`.verdict` from the :class:`RunRecord` this module returns.
+:func:`time.perf_counter_ns` (CLOCK_MONOTONIC on Linux). Every clock reading and wait
+goes through a :class:`~.pacing.Clock` — the real one by default, or the target's own
+``clock`` attribute when it has one (a simulated target runs on simulated time). The
+verdict is computed by :mod:`.verdict` from the :class:`RunRecord` this module returns.
 """
 
 from __future__ import annotations
@@ -26,16 +28,15 @@ import itertools
 import math
 import queue
 import threading
-import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError
 from .arrivals import ARRIVAL_KINDS, arrival_schedule
 from .earlystop import DEFAULT_CONFIDENCE, min_queries_for_claim
-from .pacing import Pacer
+from .pacing import MONOTONIC, Clock
 from .targets import DoneFn, Target
 
 __all__ = ["SCENARIOS", "ScenarioSettings", "RunRecord", "run_scenario", "measure_capacity"]
@@ -70,31 +71,32 @@ class ScenarioSettings:
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
-            raise InputError(f"unknown scenario {self.scenario!r}; choose one of {', '.join(SCENARIOS)}")
+            raise ConfigError(f"unknown scenario {self.scenario!r}; choose one of {', '.join(SCENARIOS)}")
         if self.scenario == "server":
             if self.target_qps is None:
-                raise InputError("the server scenario needs an offered load: --target-qps Q (or --find-max)")
+                raise ConfigError("the server scenario needs an offered load: target_qps=Q (or find_max=True to "
+                                  "search it)")
             if self.latency_bound_ms is None:
-                raise InputError("the server scenario needs a latency bound: --latency-bound MS (e.g. 15)")
+                raise ConfigError("the server scenario needs a latency bound: latency_bound_ms=MS (e.g. 15)")
         if self.target_qps is not None and not (math.isfinite(self.target_qps) and self.target_qps > 0):
-            raise InputError(f"target QPS must be > 0, got {self.target_qps}")
+            raise ConfigError(f"`target_qps` must be > 0, got {self.target_qps}")
         if self.latency_bound_ms is not None and not self.latency_bound_ms > 0:
-            raise InputError(f"the latency bound must be > 0 ms, got {self.latency_bound_ms}")
+            raise ConfigError(f"`latency_bound_ms` must be > 0, got {self.latency_bound_ms}")
         if self.percentile is not None and not 0.0 < self.percentile < 1.0:
-            raise InputError(f"percentile must be a fraction in (0, 1) such as 0.99, got {self.percentile}")
+            raise ConfigError(f"`percentile` must be a fraction in (0, 1) such as 0.99, got {self.percentile}")
         for label, value in (("samples_per_query", self.samples_per_query), ("min_query_count", self.min_query_count),
                              ("max_query_count", self.max_query_count),
                              ("offline_sample_count", self.offline_sample_count)):
             if value is not None and value < 1:
-                raise InputError(f"{label} must be >= 1, got {value}")
+                raise ConfigError(f"`{label}` must be >= 1, got {value}")
         if not (self.min_duration_s >= 0 and self.warmup_s >= 0 and self.drain_timeout_s > 0):
-            raise InputError("min_duration_s and warmup_s must be >= 0 s, drain_timeout_s > 0 s")
+            raise ConfigError("`min_duration_s` and `warmup_s` must be >= 0 s, `drain_timeout_s` > 0 s")
         if self.max_duration_s is not None and self.max_duration_s <= 0:
-            raise InputError(f"max_duration_s must be > 0, got {self.max_duration_s}")
+            raise ConfigError(f"`max_duration_s` must be > 0, got {self.max_duration_s}")
         if self.arrival not in ARRIVAL_KINDS:
-            raise InputError(f"unknown arrival process {self.arrival!r}; choose one of {', '.join(ARRIVAL_KINDS)}")
+            raise ConfigError(f"unknown arrival process {self.arrival!r}; choose one of {', '.join(ARRIVAL_KINDS)}")
         if not 0.0 < self.confidence < 1.0:
-            raise InputError(f"confidence must be in (0, 1), got {self.confidence}")
+            raise ConfigError(f"`confidence` must be in (0, 1), got {self.confidence}")
 
     def resolved(self, max_batch: int | None = None) -> "ScenarioSettings":
         """A copy with every default filled in (``max_batch``: the target's, for Offline requests)."""
@@ -127,10 +129,19 @@ class RunRecord:
     schedule: dict[str, Any] | None = None
 
 
+def _clock_of(target: Target, clock: Clock | None) -> Clock:
+    """The clock a run uses: the one passed, else the target's own (``target.clock``), else the real one."""
+    if clock is not None:
+        return clock
+    own = getattr(target, "clock", None)
+    return own if own is not None else MONOTONIC
+
+
 class _Tracker:
     """Per-query completion bookkeeping shared by the issuing loops (lists: the cheapest stores)."""
 
-    def __init__(self, size: int = 0) -> None:
+    def __init__(self, clock: Clock, size: int = 0) -> None:
+        self.now_ns = clock.now_ns
         self.done: list[int] = [-1] * size
         self.errors: dict[int, str] = {}
         self._count = itertools.count(1)
@@ -143,12 +154,23 @@ class _Tracker:
             self.done.extend([-1] * (size - len(self.done)))
 
     def on_done(self, tag: int, error: BaseException | None, outputs: Mapping[str, np.ndarray] | None) -> None:
-        self.done[tag] = time.perf_counter_ns()
+        self.done[tag] = self.now_ns()
         if error is not None:
             self.errors[tag] = f"{type(error).__name__}: {error}"
         self.completions.put(tag)
         if next(self._count) == self.expected:
             self.all_done.set()
+
+    def next_completion(self, timeout_s: float | None) -> bool:
+        """Take one completion, waiting at most ``timeout_s``; False if none came."""
+        try:
+            if timeout_s is not None and timeout_s <= 0:
+                self.completions.get_nowait()
+            else:
+                self.completions.get(timeout=timeout_s)
+        except queue.Empty:
+            return False
+        return True
 
 
 class _SplitQuery:
@@ -196,13 +218,14 @@ def _prepare(target: Target, s: ScenarioSettings) -> None:
 
 
 def measure_capacity(target: Target, samples_per_request: int, duration_s: float,
-                     window: int | None = None) -> tuple[float, int]:
+                     window: int | None = None, *, clock: Clock | None = None) -> tuple[float, int]:
     """Saturate the target for ``duration_s`` (at most ``window`` requests outstanding): (samples/s, requests).
 
     The default window is the target's own estimate of how many requests keep it busy
     (:meth:`Target.saturating_window`): enough to saturate it, few enough that draining
     them at the end (which the measurement includes) stays short.
     """
+    clock = _clock_of(target, clock)
     batch = min(samples_per_request, target.max_batch)
     window = max(1, min(window or target.saturating_window(batch), target.max_in_flight))
     target.prepare([batch])
@@ -216,51 +239,54 @@ def measure_capacity(target: Target, samples_per_request: int, duration_s: float
             state["errors"] += error is not None
         slots.release()
 
-    start = time.perf_counter_ns()
+    start = clock.now_ns()
     end = start + int(duration_s * _NS)
     issued = 0
-    while time.perf_counter_ns() < end or issued < 2:
-        slots.acquire()
+    while clock.now_ns() < end or issued < 2:
+        clock.wait(lambda t: slots.acquire(timeout=t), None)
         target.issue(issued, batch, done)
         issued += 1
     for _ in range(window):
-        slots.acquire(timeout=60.0)
-    elapsed = (time.perf_counter_ns() - start) / _NS
+        clock.wait(lambda t: slots.acquire(timeout=t), 60.0)
+    elapsed = (clock.now_ns() - start) / _NS
     return state["done"] * batch / elapsed if elapsed > 0 else 0.0, issued
 
 
-def _warmup(target: Target, s: ScenarioSettings) -> dict[str, Any]:
+def _warmup(target: Target, s: ScenarioSettings, clock: Clock) -> dict[str, Any]:
     """Closed-loop queries for ``warmup_s`` (at least two); Offline measures throughput here instead."""
     assert s.samples_per_query is not None
     if s.scenario == "offline":
-        sps, n = measure_capacity(target, s.samples_per_query, max(s.warmup_s, 0.05))
+        sps, n = measure_capacity(target, s.samples_per_query, max(s.warmup_s, 0.05), clock=clock)
         return {"requests": n, "measured_sps": sps}
-    tracker = _Tracker()
+    tracker = _Tracker(clock)
     issue = _splitter(target, s.samples_per_query, tracker.on_done)
-    end = time.perf_counter_ns() + int(s.warmup_s * _NS)
+    end = clock.now_ns() + int(s.warmup_s * _NS)
     n = 0
-    while n < 2 or time.perf_counter_ns() < end:
+    while n < 2 or clock.now_ns() < end:
         tracker.grow(n + 1)
         issue(n)
-        try:
-            tracker.completions.get(timeout=s.drain_timeout_s)
-        except queue.Empty:
+        if not clock.wait(tracker.next_completion, s.drain_timeout_s):
             break
         n += 1
     return {"queries": n, "errors": len(tracker.errors)}
 
 
-def run_scenario(target: Target, settings: ScenarioSettings, progress: ProgressFn | None = None) -> RunRecord:
-    """Warm up, then run one scenario against ``target``; returns the raw record (see :mod:`.verdict`)."""
+def run_scenario(target: Target, settings: ScenarioSettings, progress: ProgressFn | None = None, *,
+                 clock: Clock | None = None) -> RunRecord:
+    """Warm up, then run one scenario against ``target``; returns the raw record (see :mod:`.verdict`).
+
+    ``clock``: the time base (default: the target's ``clock`` if it has one, else the real monotonic clock).
+    """
+    clock = _clock_of(target, clock)
     s = settings.resolved(target.max_batch)
     _prepare(target, s)
-    warm = _warmup(target, s) if s.warmup_s > 0 or s.scenario == "offline" else {}
+    warm = _warmup(target, s, clock) if s.warmup_s > 0 or s.scenario == "offline" else {}
     if s.scenario in ("single-stream", "multi-stream"):
-        record = _closed_loop(target, s, progress)
+        record = _closed_loop(target, s, progress, clock)
     elif s.scenario == "server":
-        record = _server(target, s, progress)
+        record = _server(target, s, progress, clock)
     else:
-        record = _offline(target, s, warm.get("measured_sps"), progress)
+        record = _offline(target, s, warm.get("measured_sps"), progress, clock)
     record.warmup = warm
     return record
 
@@ -275,23 +301,21 @@ def _stop_closed(s: ScenarioSettings, n: int, last_sent_ns: int, elapsed_ns: int
     return n >= s.min_query_count and n > 0 and last_sent_ns >= s.min_duration_s * _NS
 
 
-def _closed_loop(target: Target, s: ScenarioSettings, progress: ProgressFn | None) -> RunRecord:
+def _closed_loop(target: Target, s: ScenarioSettings, progress: ProgressFn | None, clock: Clock) -> RunRecord:
     assert s.samples_per_query is not None and s.min_query_count is not None
-    tracker = _Tracker()
+    tracker = _Tracker(clock)
     issue = _splitter(target, s.samples_per_query, tracker.on_done)
     sent: list[int] = []
     min_ns = s.min_duration_s * _NS
-    start = time.perf_counter_ns()
+    start = clock.now_ns()
     n = 0
     last_sent = start
-    while not _stop_closed(s, n, last_sent - start, time.perf_counter_ns() - start):
+    while not _stop_closed(s, n, last_sent - start, clock.now_ns() - start):
         tracker.grow(n + 1)
-        last_sent = time.perf_counter_ns()
+        last_sent = clock.now_ns()
         sent.append(last_sent)
         issue(n)
-        try:
-            tracker.completions.get(timeout=s.drain_timeout_s)
-        except queue.Empty:
+        if not clock.wait(tracker.next_completion, s.drain_timeout_s):
             tracker.errors[n] = f"no response within {s.drain_timeout_s:g} s"
             n += 1
             break
@@ -305,27 +329,26 @@ def _closed_loop(target: Target, s: ScenarioSettings, progress: ProgressFn | Non
                      samples=np.full(n, s.samples_per_query, dtype=np.int64), errors=tracker.errors)
 
 
-def _server(target: Target, s: ScenarioSettings, progress: ProgressFn | None) -> RunRecord:
+def _server(target: Target, s: ScenarioSettings, progress: ProgressFn | None, clock: Clock) -> RunRecord:
     assert s.target_qps is not None and s.min_query_count is not None and s.samples_per_query is not None
     schedule = arrival_schedule(s.arrival, s.target_qps, min_count=s.min_query_count,
                                 min_duration_s=s.min_duration_s, seed=s.seed, max_count=s.max_query_count)
     offsets = schedule.offsets_ns.tolist()
     n = len(offsets)
-    tracker = _Tracker(n)
+    tracker = _Tracker(clock, n)
     issue = _splitter(target, s.samples_per_query, tracker.on_done)
     sent = [0] * n
-    pacer = Pacer()
     lead_ns = 2_000_000   # the first query is due 2 ms after the start: time to enter the loop
-    start = time.perf_counter_ns() + lead_ns
+    start = clock.now_ns() + lead_ns
     step = max(1, n // 100)
-    with pacer:
+    with clock.pacer() as pacer:
         for i, offset in enumerate(offsets):
             due = start + offset
             sent[i] = pacer.wait_until(due)
             issue(i)
             if progress is not None and i % step == 0:
                 progress(i / n)
-    finished = tracker.all_done.wait(s.drain_timeout_s)
+    finished = clock.wait(tracker.all_done.wait, s.drain_timeout_s)
     done = np.asarray(tracker.done, dtype=np.int64)
     if not finished:
         for i in np.flatnonzero(done < 0).tolist():
@@ -337,7 +360,7 @@ def _server(target: Target, s: ScenarioSettings, progress: ProgressFn | None) ->
 
 
 def _offline(target: Target, s: ScenarioSettings, measured_sps: float | None,
-             progress: ProgressFn | None) -> RunRecord:
+             progress: ProgressFn | None, clock: Clock) -> RunRecord:
     assert s.samples_per_query is not None and s.min_query_count is not None
     batch = min(s.samples_per_query, target.max_batch)
     total = s.offline_sample_count
@@ -350,7 +373,7 @@ def _offline(target: Target, s: ScenarioSettings, measured_sps: float | None,
     sizes = [batch] * (total // batch) + ([total % batch] if total % batch else [])
     target.prepare(set(sizes))
     n = len(sizes)
-    tracker = _Tracker(n)
+    tracker = _Tracker(clock, n)
     slots = threading.Semaphore(max(1, target.max_in_flight))
 
     def done(tag: int, error: BaseException | None, outputs: Mapping[str, np.ndarray] | None) -> None:
@@ -359,14 +382,14 @@ def _offline(target: Target, s: ScenarioSettings, measured_sps: float | None,
 
     sent = [0] * n
     step = max(1, n // 100)
-    start = time.perf_counter_ns()
+    start = clock.now_ns()
     for i, size in enumerate(sizes):
-        slots.acquire()
-        sent[i] = time.perf_counter_ns()
+        clock.wait(lambda t: slots.acquire(timeout=t), None)
+        sent[i] = clock.now_ns()
         target.issue(i, size, done)
         if progress is not None and i % step == 0:
             progress(i / n)
-    finished = tracker.all_done.wait(s.drain_timeout_s)
+    finished = clock.wait(tracker.all_done.wait, s.drain_timeout_s)
     done_arr = np.asarray(tracker.done, dtype=np.int64)
     if not finished:
         for i in np.flatnonzero(done_arr < 0).tolist():

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Se
 import numpy as np
 
 from ..core.specs import TensorSpec, random_inputs
+from ..core.streams import threads_per_worker
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -43,7 +44,11 @@ _PAYLOAD_BUDGET_BYTES = 64 << 20     # pre-made input arrays per batch size, at 
 
 
 class Target(Protocol):
-    """Anything the generator can load. ``issue`` must not block (beyond a refusal it raises)."""
+    """Anything the generator can load. ``issue`` must not block (beyond a refusal it raises).
+
+    A target may also carry a ``clock`` attribute (a :class:`~.pacing.Clock`): the generator then
+    reads time and waits on it instead of the real clock — how a simulated target runs on
+    simulated time (the tests' ``loadgen_sim``)."""
 
     name: str
     kind: str               # "in-process" | "noop" | "http" | "grpc"
@@ -169,15 +174,15 @@ class BatcherTarget:
         config = config if config is not None else BatcherConfig()
         if engine.max_batch is not None and engine.max_batch < config.max_batch_size:
             raise InputError(f"engine {engine.name!r} accepts at most {engine.max_batch} samples per call; "
-                             f"use --max-batch-size {engine.max_batch} or less, or rebuild with a larger --max-batch")
+                             f"use max_batch_size={engine.max_batch} or less, or rebuild with a larger max_batch=")
         if threads is None:
-            threads = max(1, (os.cpu_count() or 1) // config.instances)
+            threads = threads_per_worker(config.instances)
         # the server's own thread instance (a Session; inputs are made valid here, so no per-call finite scan)
         from ..serve.worker import ThreadInstance
 
         instances = [ThreadInstance(engine, threads) for _ in range(config.instances)]
         details = {"engine": str(engine.path) if engine.path else None, "threads_per_instance": threads,
-                   "backend": engine.manifest.get("backend", {}).get("name")}
+                   "backend": engine.manifest.backend.name}
         return cls([i.run for i in instances], engine.inputs, config, name=engine.name, details=details, seed=seed)
 
     @classmethod
@@ -240,10 +245,10 @@ def open_target(spec: str, *, config: "BatcherConfig | None" = None, threads: in
         from .remote import open_remote
 
         if not model:
-            raise InputError(f"target {text} is a server: name the model with --model NAME")
+            raise InputError(f"target {text} is a server: name the model with model=NAME")
         return open_remote(text, model, version=version, concurrency=concurrency, max_batch=max_batch, seed=seed)
     if model is not None or version is not None:
-        raise InputError("--model/--model-version apply to server URLs (http://…, grpc://…); an engine file or "
+        raise InputError("`model` and `model_version` apply to server URLs (http://…, grpc://…); an engine file or "
                          "zoo name is loaded in-process")
     if low == "noop":
         return NoopTarget()
@@ -253,12 +258,11 @@ def open_target(spec: str, *, config: "BatcherConfig | None" = None, threads: in
 
 
 def _load_engine(source: str, threads: int | None) -> "Engine":
-    from ..engine.build import BuildOptions, build, resolve_source
-    from ..engine.runtime import Engine
+    """The engine of an engine file, or one built in memory (named after its source) from any other source."""
+    from ..engine.build import BuildOptions, build
+    from ..engine.source import resolve_source
 
-    if source.endswith(".tfe"):
-        return Engine.load(source)
-    model, name, _ = resolve_source(source)
-    engine, _ = build(model, options=BuildOptions(threads=threads))
-    engine.manifest.setdefault("model", {})["name"] = name
-    return engine
+    src = resolve_source(source)
+    if src.engine is not None:
+        return src.engine
+    return build(src, options=BuildOptions(threads=threads))[0]

@@ -2,9 +2,10 @@
 
 Per-query latency is ``done - scheduled``: for closed-loop scenarios the scheduled time
 is the send time; for Server it is the Poisson arrival time (no coordinated omission);
-for Offline it is t0, when every sample was issued. Percentiles follow LoadGen's
-definition — the ``floor(n * p)``-th smallest of ``n`` latencies (0-based) — so ours and
-LoadGen's agree on the same data; failed queries are counted, never timed.
+for Offline it is t0, when every sample was issued. Percentiles are
+:func:`tensorforge.core.stats.percentile`'s — LoadGen's definition, the ``floor(n * p)``-th
+smallest of ``n`` latencies (0-based) — so ours and LoadGen's agree on the same data;
+failed queries are counted, never timed.
 
 The checks, all of which must pass for VALID:
 
@@ -28,21 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from ..core.stats import LatencyStats, latency_stats, percentile
 from .earlystop import EarlyStopResult, percentile_estimate, server_early_stopping
 from .scenarios import RunRecord, ScenarioSettings
 
-__all__ = ["Check", "LatencySummary", "Lateness", "ScenarioResult", "summarize", "mlperf_percentile",
-           "REPORTED_PERCENTILES"]
+__all__ = ["Check", "Lateness", "ScenarioResult", "summarize"]
 
-REPORTED_PERCENTILES = (0.50, 0.90, 0.95, 0.97, 0.99, 0.999)
 _NS = 1e9
 _MS = 1e6
-
-
-def mlperf_percentile(sorted_ns: np.ndarray, p: float) -> int:
-    """LoadGen's percentile: the ``floor(n * p)``-th smallest value (0-based) of sorted latencies."""
-    n = int(sorted_ns.size)
-    return int(sorted_ns[min(n - 1, int(n * p))])
 
 
 @dataclass(frozen=True)
@@ -50,39 +44,6 @@ class Check:
     name: str
     passed: bool
     detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class LatencySummary:
-    """Per-query latency in ms; percentiles by LoadGen's definition (see module doc)."""
-
-    count: int
-    min_ms: float
-    mean_ms: float
-    p50_ms: float
-    p90_ms: float
-    p95_ms: float
-    p97_ms: float
-    p99_ms: float
-    p999_ms: float
-    max_ms: float
-
-    @classmethod
-    def of(cls, latencies_ns: np.ndarray) -> "LatencySummary | None":
-        if latencies_ns.size == 0:
-            return None
-        s = np.sort(latencies_ns)
-        p50, p90, p95, p97, p99, p999 = (mlperf_percentile(s, p) / _MS for p in REPORTED_PERCENTILES)
-        return cls(count=int(s.size), min_ms=float(s[0]) / _MS, mean_ms=float(s.mean()) / _MS, p50_ms=p50,
-                   p90_ms=p90, p95_ms=p95, p97_ms=p97, p99_ms=p99, p999_ms=p999, max_ms=float(s[-1]) / _MS)
-
-    def at(self, p: float) -> float | None:
-        key = {0.5: "p50_ms", 0.9: "p90_ms", 0.95: "p95_ms", 0.97: "p97_ms", 0.99: "p99_ms", 0.999: "p999_ms"}
-        name = key.get(round(p, 6))
-        return getattr(self, name) if name else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +83,7 @@ class ScenarioResult:
     offered_qps: float | None
     throughput_qps: float
     throughput_sps: float
-    latency: LatencySummary | None
+    latency: LatencyStats | None            # per query; None when no query succeeded
     percentile: float
     percentile_latency_ms: float | None
     early_stopping: EarlyStopResult | None
@@ -161,13 +122,13 @@ def summarize(record: RunRecord, target: dict[str, Any]) -> ScenarioResult:
         ok[list(record.errors)] = False
     ok &= record.done_ns >= 0
     latencies = (record.done_ns - record.scheduled_ns)[ok]
-    lat = LatencySummary.of(latencies)
+    lat = latency_stats(latencies) if latencies.size else None
     samples = int(record.samples.sum())
     last_done = int(record.done_ns[ok].max()) if ok.any() else record.start_ns
     duration_s = max(last_done - record.start_ns, 1) / _NS
     p = s.percentile
     sorted_lat = np.sort(latencies)
-    pct_ms = mlperf_percentile(sorted_lat, p) / _MS if latencies.size else None
+    pct_ms = percentile(sorted_lat, p, presorted=True) / _MS if latencies.size else None
     checks: list[Check] = []
     warnings: list[str] = []
     early: EarlyStopResult | None = None
@@ -216,7 +177,7 @@ def summarize(record: RunRecord, target: dict[str, Any]) -> ScenarioResult:
                                 f"{label} estimate {_fmt(est)} ms {'<=' if within else '>'} bound "
                                 f"{s.latency_bound_ms:g} ms"))
     elif s.latency_bound_ms is not None:
-        warnings.append("offline has no latency constraint; --latency-bound is ignored")
+        warnings.append("offline has no latency constraint; `latency_bound_ms` is ignored")
     errors = n - int(ok.sum())
     checks.append(Check("errors", errors == 0,
                         "every query answered" if errors == 0 else
@@ -228,13 +189,13 @@ def summarize(record: RunRecord, target: dict[str, Any]) -> ScenarioResult:
         late_ns = np.maximum(record.sent_ns - record.scheduled_ns, 0)
         thr = s.late_threshold_us * 1e3
         late = int(np.count_nonzero(late_ns > thr))
-        lateness = Lateness(s.late_threshold_us, late, late / n, float(np.percentile(late_ns, 50)) / 1e3,
-                            float(np.percentile(late_ns, 99)) / 1e3, float(late_ns.max()) / 1e3)
+        lateness = Lateness(s.late_threshold_us, late, late / n, percentile(late_ns, 0.50) / 1e3,
+                            percentile(late_ns, 0.99) / 1e3, float(late_ns.max()) / 1e3)
         if late:
             warnings.append(f"{late} of {n} sends ({late / n:.1%}) left more than {s.late_threshold_us:g} µs after "
                             f"their scheduled time (max {lateness.max_us / 1e3:.2f} ms): the generator or the "
                             "machine was busy (an in-process target using every core delays the generator's "
-                            "wake-ups; leave it a core with --threads, or load a server on another machine); "
+                            "wake-ups; leave it a core with `threads`, or load a server on another machine); "
                             "latencies still count from the schedule, so this only penalises the target")
 
     # -- the metric ----------------------------------------------------------------------------------

@@ -19,14 +19,15 @@ BF16), ``metrics`` + ``evaluate`` (top-k, fidelity, budgets), ``guard``, ``repor
 
 from __future__ import annotations
 
-from .api import PRECISIONS, CalibrationSpec, PrecisionOptions, apply_precision, calibrate, default_measure
-from .calibration import CalibrationData, CalibrationStream, Preprocess, iter_calibration_batches, load_calibration_data
-from .evaluate import AccuracyBudget, EvalData, Score
+from ..models.accuracy_data import CalibrationData, EvalData
+from .api import CalibrationSpec, PrecisionOptions, apply_precision, calibrate, default_measure
+from .calibration import CalibrationStream, Preprocess, iter_calibration_batches, load_calibration_data
+from .evaluate import AccuracyBudget, Score
 from .histfile import HistogramSet, load_histograms, save_histograms
 from .histpass import calibration_histograms, model_key
 from .report import CandidateReport, PrecisionReport
 
-__all__ = ["PRECISIONS", "AccuracyBudget", "CalibrationData", "CalibrationSpec", "CalibrationStream", "CandidateReport",
+__all__ = ["AccuracyBudget", "CalibrationData", "CalibrationSpec", "CalibrationStream", "CandidateReport",
            "EvalData", "HistogramSet", "Preprocess", "PrecisionOptions", "PrecisionReport", "Score", "apply_precision",
            "calibrate", "calibration_histograms", "default_measure", "iter_calibration_batches",
            "load_calibration_data", "load_histograms", "model_key", "save_histograms"]

@@ -30,11 +30,14 @@ import onnx
 
 from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
+from ..core.precisions import BUILD_PRECISIONS, PRECISIONS
 from ..core.specs import io_specs, random_inputs
+from ..core.timing import Timer, paired_timing
 from ..errors import BuildError, CalibrationError
+from ..models.accuracy_data import CalibrationData, EvalData
 from .cache import CalibrationCache, load_cache, save_cache
-from .calibration import CalibrationData, Preprocess
-from .evaluate import AccuracyBudget, EvalData, check_disjoint, run_model, score
+from .calibration import Preprocess
+from .evaluate import AccuracyBudget, check_disjoint, reference_outputs, run_model, score
 from .fp16 import compute_in_fp32, convert_float, ensure_node_names, missing_kernels
 from .guard import run_guard
 from .histpass import calibration_data, model_key, obtain_histograms
@@ -42,9 +45,8 @@ from .int8 import Int8Options, compute_layers, first_last_layers, layer_groups, 
 from .methods import METHODS
 from .report import CandidateReport, PrecisionReport
 
-__all__ = ["PRECISIONS", "CalibrationSpec", "PrecisionOptions", "apply_precision", "calibrate", "default_measure"]
+__all__ = ["CalibrationSpec", "PrecisionOptions", "apply_precision", "calibrate", "default_measure"]
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "best")
 Measure = Callable[[bytes], float]
 
 
@@ -95,9 +97,9 @@ class PrecisionOptions:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise BuildError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
-        bad = [c for c in self.candidates if c not in ("fp16", "bf16", "int8")]
+        if self.precision not in BUILD_PRECISIONS:
+            raise BuildError(f"unknown precision {self.precision!r}; use one of {', '.join(BUILD_PRECISIONS)}")
+        bad = [c for c in self.candidates if c not in PRECISIONS or c == "fp32"]
         if bad:
             raise BuildError(f"best's candidates must be among fp16, bf16, int8; got {bad}")
         if self.activations not in ("uint8", "int8"):
@@ -149,19 +151,30 @@ def calibrate(model: onnx.ModelProto, spec: CalibrationSpec, activations: str = 
 
 def default_measure(model: onnx.ModelProto, eval_data: EvalData | None, *, threads: int | None = None,
                     repeats: int = 20) -> Measure:
-    """Median seconds of one ONNX Runtime call on the first held-out batch (or 8 random samples)."""
+    """Seconds of one ONNX Runtime call on the first held-out batch (or 8 random samples), paired with ``model``.
+
+    ``model`` (the FP32 model) is timed alone: the median of ``repeats`` one-call rounds. Any other
+    model is timed against it in ``repeats`` interleaved one-call rounds
+    (:func:`~tensorforge.core.timing.paired_timing`), and its seconds are the FP32 seconds divided
+    by the median per-round speedup — so ``fp32_s / model_s`` is the paired speedup, and drift
+    of the machine between the two measurements cancels."""
     feeds = eval_data.batches[0] if eval_data is not None else random_inputs(io_specs(model)[0], 8, seed=0)
+    fp32_bytes = model.SerializeToString()
+    fp32: dict[str, Any] = {}          # the FP32 round function and its seconds, made on first use
+
+    def one_call_rounds(model_bytes: bytes) -> Callable[[], float]:
+        timer = Timer(get_backend("onnxruntime").create_session(model_bytes, SessionConfig("cpu", threads)).run)
+        timer.warm(feeds, 0.0)
+        return lambda: timer.run_for(feeds, 0.0, min_iterations=1)
 
     def measure(model_bytes: bytes) -> float:
-        session = get_backend("onnxruntime").create_session(model_bytes, SessionConfig("cpu", threads))
-        for _ in range(3):
-            session.run(feeds)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            session.run(feeds)
-            times.append(time.perf_counter() - t)
-        return float(np.median(times))
+        if "round" not in fp32:
+            fp32["round"] = one_call_rounds(fp32_bytes)
+            fp32["seconds"] = 1.0 / float(np.median(paired_timing(fp32["round"], None, repeats).ours))
+        if model_bytes == fp32_bytes:
+            return float(fp32["seconds"])
+        paired = paired_timing(one_call_rounds(model_bytes), fp32["round"], repeats)
+        return float(fp32["seconds"]) / float(paired.median or 1.0)
 
     return measure
 
@@ -223,7 +236,7 @@ def _one(model: onnx.ModelProto, precision: str, opts: PrecisionOptions, eval_da
         out = convert(frozenset())
         accuracy: dict[str, Any] | None = None
         if eval_data is not None:
-            ref = run_model(model.SerializeToString(), eval_data, threads=opts.threads)
+            ref = reference_outputs(model.SerializeToString(), eval_data, threads=opts.threads)
             got = run_model(out.SerializeToString(), eval_data, threads=opts.threads)
             accuracy = {"data": eval_data.name, "fp32": score(ref, ref, eval_data.labels).to_dict(),
                         "final": score(got, ref, eval_data.labels).to_dict(), "budget": None, "met": None}

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -36,8 +36,9 @@ import numpy as np
 
 from ..core.specs import TensorSpec
 from ..errors import CalibrationError
+from ..models.accuracy_data import CalibrationData
 
-__all__ = ["Preprocess", "CalibrationData", "CalibrationStream", "iter_calibration_batches", "load_calibration_data",
+__all__ = ["Preprocess", "CalibrationStream", "iter_calibration_batches", "load_calibration_data",
            "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -66,17 +67,6 @@ class Preprocess:
     def to_dict(self) -> dict[str, Any]:
         return {"resize": self.resize, "center_crop": self.center_crop, "scale": self.scale,
                 "mean": self.mean, "std": self.std, "layout": self.layout}
-
-
-@dataclass(frozen=True)
-class CalibrationData:
-    """Feed dicts ready to run, and what they were made from."""
-
-    batches: list[dict[str, np.ndarray]]
-    samples: int
-    source: str
-    fingerprint: str                     # sha256 over the feeds' bytes, shapes and names
-    notes: list[str] = field(default_factory=list)
 
 
 def _model_layout(spec: TensorSpec) -> str | None:

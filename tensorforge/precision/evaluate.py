@@ -1,6 +1,6 @@
 """Held-out evaluation data, the accuracy budget, and scoring a model against FP32.
 
-:class:`EvalData` is what the accuracy guard judges on: batches of feeds and, for a
+:class:`~tensorforge.models.accuracy_data.EvalData` is what the accuracy guard judges on: batches of feeds and, for a
 classifier, the labels (top-1 is then scored); without labels, fidelity (cosine
 similarity to the FP32 outputs) is. :class:`AccuracyBudget` says how much may be lost:
 ``max_top1_drop_pts`` (points of top-1 below FP32) or ``min_cosine`` (a fidelity floor).
@@ -9,7 +9,7 @@ Example::
 
     budget = AccuracyBudget.parse("1.0")              # top-1 may drop at most 1 point
     budget = AccuracyBudget.parse("cosine:0.99")      # mean cosine to FP32 must stay >= 0.99
-    ref = run_model(fp32_bytes, data); got = run_model(int8_bytes, data)
+    ref = reference_outputs(fp32_bytes, data); got = run_model(int8_bytes, data)
     ok, why = budget.check(score(got, ref, data.labels), score(ref, ref, data.labels))
 """
 
@@ -21,45 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import SessionConfig
+from ..backends.base import BackendSession, SessionConfig
+from ..backends.reference import reference_session
 from ..backends.registry import get_backend
 from ..errors import CalibrationError, InputError
+from ..models.accuracy_data import EvalData
 from .metrics import fidelity, topk_accuracy
 
-__all__ = ["EvalData", "Score", "AccuracyBudget", "run_model", "score", "check_disjoint"]
-
-
-@dataclass(frozen=True)
-class EvalData:
-    """Held-out batches (never the calibration samples) and optional integer labels."""
-
-    batches: list[dict[str, np.ndarray]]
-    labels: np.ndarray | None = None
-    output: str | None = None          # the output to score; None = the model's first
-    name: str = "held-out"
-
-    def __post_init__(self) -> None:
-        if not self.batches:
-            raise InputError("evaluation data holds no batches")
-        if self.labels is not None:
-            rows = sum(next(iter(b.values())).shape[0] for b in self.batches)
-            if rows != len(self.labels):
-                raise InputError(f"evaluation data has {rows} samples but {len(self.labels)} labels")
-
-    @property
-    def samples(self) -> int:
-        return sum(next(iter(b.values())).shape[0] for b in self.batches)
-
-    def head(self, samples: int) -> "EvalData":
-        """The first ``samples`` rows (whole batches), for cheap sensitivity probes."""
-        out, n = [], 0
-        for b in self.batches:
-            if n >= samples:
-                break
-            out.append(b)
-            n += next(iter(b.values())).shape[0]
-        labels = None if self.labels is None else self.labels[:n]
-        return EvalData(out, labels, self.output, self.name)
+__all__ = ["Score", "AccuracyBudget", "reference_outputs", "run_model", "score", "check_disjoint"]
 
 
 @dataclass(frozen=True)
@@ -132,7 +101,16 @@ def run_model(model_bytes: bytes, data: EvalData, *, threads: int | None = None,
               config: SessionConfig | None = None) -> np.ndarray:
     """The scored output of ``model_bytes`` over all batches, concatenated (ONNX Runtime on the CPU,
     or ``backend`` with ``config``: accuracy is a property of the kernels that compute it)."""
-    session = get_backend(backend).create_session(model_bytes, config or SessionConfig("cpu", threads))
+    return _scored(get_backend(backend).create_session(model_bytes, config or SessionConfig("cpu", threads)), data)
+
+
+def reference_outputs(model_bytes: bytes, data: EvalData, *, threads: int | None = None) -> np.ndarray:
+    """The scored output of the FP32 ``model_bytes`` over all batches on the reference session
+    (:func:`tensorforge.backends.reference.reference_session`): what every score is judged against."""
+    return _scored(reference_session(model_bytes, threads), data)
+
+
+def _scored(session: BackendSession, data: EvalData) -> np.ndarray:
     names = list(session.output_names)
     index = 0 if data.output is None else names.index(data.output) if data.output in names else -1
     if index < 0:

@@ -16,7 +16,7 @@ boundary between an FP32 and a 16-bit region. Initializers used in 16 bits get a
 copy (FP16 values beyond ±65,504 are clamped and counted; the FP32 original is dropped
 when nothing else uses it). Backends without 16-bit kernels (ONNX Runtime on CPU has
 none for Conv/MatMul/Gemm) run the converted nodes in FP32 between Casts they insert:
-:func:`missing_kernels` lists those ops so a report can say so.
+:func:`missing_kernels` asks the backend's capabilities for those ops so a report can say so.
 
 Example::
 
@@ -275,27 +275,24 @@ def _toposort(nodes: list[onnx.NodeProto], available: set[str]) -> list[onnx.Nod
     return out
 
 
-def missing_kernels(model: onnx.ModelProto, provider: str = "CPUExecutionProvider") -> list[str]:
-    """Op types of ``model`` whose 16-bit tensors ONNX Runtime's ``provider`` has no kernel for.
+def missing_kernels(model: onnx.ModelProto, backend: str = "onnxruntime", device: str = "cpu") -> list[str]:
+    """Op types of ``model`` whose 16-bit tensors ``backend`` has no kernel for on ``device``.
 
-    Read from ORT's kernel registry; such nodes still run — ORT casts around them and
-    computes in FP32 — which is why FP16 on a CPU is often slower than FP32.
+    Asked through the backend's :meth:`~tensorforge.backends.base.Backend.capabilities` (ONNX
+    Runtime reads its kernel registry); such nodes still run — ONNX Runtime casts around them
+    and computes in FP32 — which is why FP16 on a CPU is often slower than FP32.
     """
-    from onnxruntime.capi import onnxruntime_pybind11_state as ort_c
+    from ..backends.registry import get_backend
 
-    supported: dict[tuple[str, str], set[str]] = {}
-    for d in ort_c.get_all_opkernel_def():
-        if d.provider == provider:
-            kinds = {t for ts in d.type_constraints.values() for t in ts}
-            supported.setdefault((d.domain, d.op_name), set()).update(kinds)
+    capabilities = get_backend(backend).capabilities(device)
     types = _types(model)
     lacking = set()
     for node in model.graph.node:
         for name in list(node.input) + list(node.output):
             t = types.get(name)
             if t in (TensorProto.FLOAT16, TensorProto.BFLOAT16):
-                want = "tensor(float16)" if t == TensorProto.FLOAT16 else "tensor(bfloat16)"
-                if want not in supported.get((node.domain or "", node.op_type), set()):
+                precision = "fp16" if t == TensorProto.FLOAT16 else "bf16"
+                if not capabilities.has_kernel(node.op_type, precision, node.domain or ""):
                     lacking.add(node.op_type)
                 break
     return sorted(lacking)

@@ -29,7 +29,8 @@ from typing import Any, Callable
 
 import onnx
 
-from .evaluate import AccuracyBudget, EvalData, Score, run_model, score
+from ..models.accuracy_data import EvalData
+from .evaluate import AccuracyBudget, Score, reference_outputs, run_model, score
 from .sensitivity import LayerSensitivity, layer_sensitivity
 
 __all__ = ["GuardResult", "run_guard", "fallback_schedule"]
@@ -68,7 +69,7 @@ def fallback_schedule(n: int) -> list[int]:
 
 def run_guard(fp32_model: onnx.ModelProto, convert: Convert, layers: list[str], data: EvalData,
               budget: AccuracyBudget, *, probe_samples: int = 128, threads: int | None = None) -> GuardResult:
-    ref = run_model(fp32_model.SerializeToString(), data, threads=threads)
+    ref = reference_outputs(fp32_model.SerializeToString(), data, threads=threads)
     fp32_score = score(ref, ref, data.labels)
     steps: list[dict[str, Any]] = []
 

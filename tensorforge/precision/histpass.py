@@ -31,7 +31,8 @@ import onnx
 from ..core.specs import io_specs
 from ..errors import CalibrationError
 from ..graph.io import model_hash
-from .calibration import CalibrationData, Preprocess, iter_calibration_batches, load_calibration_data
+from ..models.accuracy_data import CalibrationData
+from .calibration import Preprocess, iter_calibration_batches, load_calibration_data
 from .collect import collect_histograms
 from .fp16 import ensure_node_names
 from .histfile import HistogramSet, load_histograms, save_histograms

@@ -47,9 +47,12 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..backends.base import SessionConfig
+from ..backends.reference import reference_session
 from ..backends.registry import get_backend
+from ..core.reference import pair
 from ..errors import InputError
-from .evaluate import EvalData, Score, check_disjoint, run_model, score
+from ..models.accuracy_data import EvalData
+from .evaluate import Score, check_disjoint, reference_outputs, run_model, score
 from .fp16 import ensure_node_names
 from .int8 import Int8Options, compute_layers, layer_groups, quantize_qdq
 
@@ -175,7 +178,7 @@ def _measure(fp32_model: onnx.ModelProto, converted: onnx.ModelProto, tensor: st
         return run_model(converted.SerializeToString(), data, threads=threads), None
     ort, cfg = get_backend("onnxruntime"), SessionConfig("cpu", threads)
     got_s = ort.create_session(_with_output(converted, where, cast=True).SerializeToString(), cfg)
-    ref_s = ort.create_session(_with_output(fp32_model, tensor, cast=False).SerializeToString(), cfg)
+    ref_s = reference_session(_with_output(fp32_model, tensor, cast=False).SerializeToString(), threads)
     names = list(got_s.output_names)
     index = 0 if data.output is None else names.index(data.output) if data.output in names else -1
     if index < 0:
@@ -189,8 +192,9 @@ def _measure(fp32_model: onnx.ModelProto, converted: onnx.ModelProto, tensor: st
         if got.shape != ref.shape:
             raise InputError(f"tensor {tensor!r} has shape {ref.shape} in FP32 but {got.shape} after conversion; "
                              "this layer's output cannot be compared")
-        err2 += float(np.sum((got - ref) ** 2))
-        ref2 += float(np.sum(ref * ref))
+        p = pair(got, ref, tensor)          # the reference check's NaN/Inf policy
+        err2 += math.inf if p.broken.any() else float(np.sum((p.got - p.want) ** 2))
+        ref2 += float(np.sum(p.want * p.want))
     rel = 0.0 if err2 == 0.0 else math.sqrt(err2 / ref2) if ref2 > 0.0 else math.inf
     return np.concatenate(scored, axis=0).astype(np.float32, copy=False), rel
 
@@ -209,7 +213,7 @@ def layer_sensitivity(fp32_model: onnx.ModelProto, convert: Convert, layers: lis
         raise InputError(f"probe_samples must be >= 1 (or None for all samples), got {probe_samples}")
     probe = data if probe_samples is None else data.head(probe_samples)
     if reference is None:
-        reference = run_model(fp32_model.SerializeToString(), probe, threads=threads)
+        reference = reference_outputs(fp32_model.SerializeToString(), probe, threads=threads)
     if len(reference) < probe.samples:
         raise InputError(f"reference holds {len(reference)} rows; the probe has {probe.samples} samples")
     ref = np.asarray(reference)[:probe.samples]
@@ -281,7 +285,7 @@ def int8_sensitivity(fp32_model: onnx.ModelProto, calibration: CalibrationSpec, 
     if batches:
         check_disjoint(batches, probe)
     convert = int8_converter(model, ranges, Int8Options(per_channel=per_channel, activations=activations))
-    ref = run_model(model.SerializeToString(), probe, threads=threads)
+    ref = reference_outputs(model.SerializeToString(), probe, threads=threads)
     result = layer_sensitivity(model, convert, layers, probe, threads=threads, reference=ref, progress=progress)
     everything = score(run_model(convert(frozenset()).SerializeToString(), probe, threads=threads), ref,
                        probe.labels)

@@ -19,6 +19,12 @@ Semantics a caller can rely on:
   :class:`RequestTimeout` — neither reaches the model; once a batch started it completes;
 * an exception in ``execute`` fails that batch's requests only (each future raises it);
 * requests are dispatched in submission order within a priority level (level 0 first).
+
+Every reading of the time and every timed wait goes through a :class:`BatcherClock`
+(default :class:`MonotonicClock`: ``time.perf_counter`` and the condition's own timed
+wait), so a test can drive the queue-delay window and the timeouts on a manual clock
+and check them exactly. Only ``close``'s join limit and the wall-clock stamp of the last
+batch read real time.
 """
 
 from __future__ import annotations
@@ -40,6 +46,26 @@ from .merge import merge, request_rows, signature, split
 from .scheduling import BatchScheduler, QueuedRequest, _dead
 
 Execute = Callable[[dict[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+
+class BatcherClock(Protocol):
+    """The batcher's time base: seconds on a monotonic clock, and timed waits on its conditions."""
+
+    def now(self) -> float:
+        """The current time in seconds."""
+
+    def wait(self, cond: threading.Condition, timeout_s: float | None) -> None:
+        """Wait on ``cond`` (its lock held) until notified or ``timeout_s`` of this clock passes; may wake early."""
+
+
+class MonotonicClock:
+    """The real clock: ``time.perf_counter`` seconds; a wait is the condition's own timed wait."""
+
+    def now(self) -> float:
+        return time.perf_counter()
+
+    def wait(self, cond: threading.Condition, timeout_s: float | None) -> None:
+        cond.wait(timeout_s)
 
 
 @dataclass(frozen=True)
@@ -124,7 +150,8 @@ class DynamicBatcher:
     """Merges concurrent requests into batches and runs them on ``instances`` concurrent executors."""
 
     def __init__(self, execute: Execute | Sequence[Execute], config: BatcherConfig = BatcherConfig(), *,
-                 observer: BatcherObserver | None = None, name: str = "model") -> None:
+                 observer: BatcherObserver | None = None, name: str = "model",
+                 clock: BatcherClock | None = None) -> None:
         if callable(execute):
             executes: list[Execute] = [execute] * config.instances
         else:
@@ -134,6 +161,7 @@ class DynamicBatcher:
                                   f"{config.instances}; pass one callable per instance, or a single shared one")
         self.config = config
         self.name = name
+        self._clock: BatcherClock = clock if clock is not None else MonotonicClock()
         self._observer = observer
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
@@ -148,7 +176,7 @@ class DynamicBatcher:
         # "all instances busy" clock: seconds with no idle instance, so queue time splits exactly into
         # waiting for a free instance (this clock advanced) and waiting for the batch to fill (it did not)
         self._all_busy_total_s = 0.0
-        self._all_busy_since: float | None = time.perf_counter()
+        self._all_busy_since: float | None = self._clock.now()
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._batch_sizes: dict[int, list[int]] = {}    # rows -> [count, compute_ns]
         self._last_batch_unix_ms = 0
@@ -172,7 +200,7 @@ class DynamicBatcher:
             raise InputError(f"timeout_ms must be in (0, {MAX_TIMEOUT_US // 1000}], got {timeout_ms}")
         timeout = timeout_ms if timeout_ms is not None else self.config.default_timeout_ms
         future: Future[dict[str, np.ndarray]] = Future()
-        now = time.perf_counter()
+        now = self._clock.now()
         request = QueuedRequest(inputs=inputs, rows=rows, priority=priority, future=future, arrival_s=now,
                                 deadline_s=None if timeout is None else now + timeout / 1000.0,
                                 signature=signature(inputs), seq=next(self._seq))
@@ -232,7 +260,7 @@ class DynamicBatcher:
                         self._set_idle(-1)
                         self._work.notify_all()
                         return
-                    now = time.perf_counter()
+                    now = self._clock.now()
                     idle = self.config.idle_dispatch and self._busy == 0
                     decision = self._sched.poll(now, flush=self._closing, idle=idle)
                     expired = self._claim(decision.expired)
@@ -240,7 +268,7 @@ class DynamicBatcher:
                     if batch or expired:
                         break
                     timeout = None if decision.wake_at_s is None else max(0.0, decision.wake_at_s - now)
-                    self._work.wait(timeout)
+                    self._clock.wait(self._work, timeout)
                 busy_clock = self._busy_clock(now)
                 self._set_idle(-1)
                 self._counts["timed_out"] += len(expired)
@@ -252,7 +280,7 @@ class DynamicBatcher:
                 self._run(index, execute, batch, now, busy_clock)
 
     def _set_idle(self, delta: int) -> None:
-        now = time.perf_counter()
+        now = self._clock.now()
         if delta > 0 and self._idle == 0 and self._all_busy_since is not None:
             self._all_busy_total_s += now - self._all_busy_since
             self._all_busy_since = None
@@ -266,7 +294,7 @@ class DynamicBatcher:
 
     def _run(self, index: int, execute: Execute, batch: list[QueuedRequest], dispatch: float,
              busy_clock: float) -> None:
-        t0 = time.perf_counter()
+        t0 = self._clock.now()
         error: BaseException | None = None
         parts: list[dict[str, np.ndarray]] = []
         try:
@@ -274,7 +302,7 @@ class DynamicBatcher:
             parts = split(outputs, [r.rows for r in batch])
         except Exception as exc:  # a backend failure fails this batch only
             error = exc
-        compute = time.perf_counter() - t0
+        compute = self._clock.now() - t0
         fill, wait = [], []
         for r in batch:
             queued = dispatch - r.arrival_s
@@ -315,7 +343,7 @@ class DynamicBatcher:
 
     def _fail_expired(self, expired: list[QueuedRequest]) -> None:
         for request in expired:
-            waited_ms = (time.perf_counter() - request.arrival_s) * 1000.0
+            waited_ms = (self._clock.now() - request.arrival_s) * 1000.0
             self._notify_dropped("timed_out")
             request.future.set_exception(RequestTimeout(
                 f"model {self.name!r}: request timed out after {waited_ms:.1f} ms in the queue, before any "
@@ -336,7 +364,7 @@ class DynamicBatcher:
                 while True:
                     if self._closing and self._pending == 0:
                         return
-                    now = time.perf_counter()
+                    now = self._clock.now()
                     due = []
                     while self._deadlines and (self._deadlines[0][0] <= now or _dead(self._deadlines[0][2])):
                         request = heapq.heappop(self._deadlines)[2]
@@ -347,7 +375,7 @@ class DynamicBatcher:
                         self._counts["timed_out"] += len(expired)
                         break
                     timeout = self._deadlines[0][0] - now if self._deadlines else None
-                    self._reap.wait(None if timeout is None else min(timeout, 3600.0))   # below TIMEOUT_MAX
+                    self._clock.wait(self._reap, None if timeout is None else min(timeout, 3600.0))  # < TIMEOUT_MAX
             self._fail_expired(expired)
 
     def _notify_dropped(self, reason: str) -> None:

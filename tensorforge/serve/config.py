@@ -20,10 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..core.streams import threads_per_worker
 from ..errors import ConfigError
 from .batching import BatcherConfig
 
 INSTANCE_KINDS = ("thread", "process")
+HTTP_IMPLS = ("uvicorn", "wire")
 _MODEL_KEYS = ("instance_kind", "threads_per_instance", "version_policy", "check_finite")
 
 
@@ -33,7 +35,7 @@ class ModelConfig:
 
     batcher: BatcherConfig = field(default_factory=BatcherConfig)
     instance_kind: str = "thread"                 # "thread" (one process, ORT releases the GIL) or "process"
-    threads_per_instance: int | None = None       # ORT intra-op threads per instance; None = cores // instances
+    threads_per_instance: int | None = None       # ORT intra-op threads per instance; None: threads_per_worker
     version_policy: str | tuple[int, ...] = "latest"
     check_finite: bool = True                     # refuse NaN/Inf inputs with 400 (per request, before batching)
 
@@ -54,7 +56,7 @@ class ModelConfig:
         """ORT intra-op threads for each instance: set, or this machine's cores shared among the instances."""
         if self.threads_per_instance is not None:
             return self.threads_per_instance
-        return max(1, (os.cpu_count() or 1) // self.batcher.instances)
+        return threads_per_worker(self.batcher.instances)
 
     def to_dict(self) -> dict[str, Any]:
         d = self.batcher.to_dict()
@@ -114,12 +116,16 @@ class ServerConfig:
     metrics_port: int | None = 8002
     auth_token: str | None = None           # when set, every call but health needs "Authorization: Bearer <token>"
     max_request_bytes: int = 64 * 2**20     # larger request bodies get 413 / RESOURCE_EXHAUSTED
+    max_inflight_bytes: int | None = None   # HTTP request body bytes held at once, server-wide (then 503);
+                                            # None: 8 x max_request_bytes
     drain_timeout_s: float = 30.0           # on stop/SIGTERM: how long in-flight requests may take to finish
     retry_after_s: int = 1                  # Retry-After on 503 (queue full)
     header_timeout_s: float = 30.0          # from a request's first byte to the end of its head (then 408, close)
     body_timeout_s: float = 120.0           # from the end of the head to the last body byte (then 408, close)
-    http_parser: str = "auto"               # "httptools": our lean HTTP/1.1 protocol (wire.py); "h11": uvicorn + h11;
-                                            # "auto": httptools when installed
+    keepalive_s: float = 60.0               # an idle connection (no request under way) closes after this
+    max_connections: int = 1024             # open HTTP connections; one more gets 503 and is closed
+    http_impl: str = "uvicorn"              # "uvicorn" (uvicorn_http.py) or "wire": our own HTTP/1.1 protocol
+                                            # (wire.py), which reads binary tensor bodies without copies
     event_loop: str = "auto"                # "uvloop" | "asyncio" | "auto" (uvloop when installed)
 
     def __post_init__(self) -> None:
@@ -129,22 +135,32 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be 0..65535 (0 = any free port) or None (off), got {port}")
         if self.max_request_bytes < 1024:
             raise ConfigError(f"max_request_bytes must be >= 1024, got {self.max_request_bytes}")
+        if self.max_inflight_bytes is not None and self.max_inflight_bytes < self.max_request_bytes:
+            raise ConfigError(f"max_inflight_bytes ({self.max_inflight_bytes}) must be >= max_request_bytes "
+                              f"({self.max_request_bytes}), or one largest request could never be served")
         if self.auth_token is not None and not self.auth_token.strip():
             raise ConfigError("auth_token is empty; pass a real token or none")
-        if self.http_parser not in ("auto", "h11", "httptools"):
-            raise ConfigError(f"http_parser must be 'auto', 'h11' or 'httptools', got {self.http_parser!r}")
+        if self.http_impl not in HTTP_IMPLS:
+            raise ConfigError(f"http_impl must be one of {list(HTTP_IMPLS)}, got {self.http_impl!r}")
+        if self.max_connections < 1:
+            raise ConfigError(f"max_connections must be >= 1, got {self.max_connections}")
         if self.event_loop not in ("auto", "asyncio", "uvloop"):
             raise ConfigError(f"event_loop must be 'auto', 'asyncio' or 'uvloop', got {self.event_loop!r}")
         if self.drain_timeout_s < 0:
             raise ConfigError(f"drain_timeout_s must be >= 0, got {self.drain_timeout_s}")
-        for name in ("header_timeout_s", "body_timeout_s"):
+        for name in ("header_timeout_s", "body_timeout_s", "keepalive_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+
+    def inflight_bytes(self) -> int:
+        """The server-wide budget of request body bytes held at once."""
+        return self.max_inflight_bytes if self.max_inflight_bytes is not None else 8 * self.max_request_bytes
 
     def to_dict(self) -> dict[str, Any]:
         return {"host": self.host, "http_port": self.http_port, "grpc_port": self.grpc_port,
                 "metrics_port": self.metrics_port, "auth": self.auth_token is not None,
-                "max_request_bytes": self.max_request_bytes, "drain_timeout_s": self.drain_timeout_s,
+                "max_request_bytes": self.max_request_bytes, "max_inflight_bytes": self.inflight_bytes(),
+                "drain_timeout_s": self.drain_timeout_s,
                 "retry_after_s": self.retry_after_s, "header_timeout_s": self.header_timeout_s,
-                "body_timeout_s": self.body_timeout_s, "http_parser": self.http_parser,
-                "event_loop": self.event_loop}
+                "body_timeout_s": self.body_timeout_s, "keepalive_s": self.keepalive_s,
+                "max_connections": self.max_connections, "http_impl": self.http_impl, "event_loop": self.event_loop}

@@ -15,12 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from .limits import check_shape, element_count, param_int
-from .protocol import InferRequest, array_from_bytes, array_to_bytes, datatype_of, dtype_of
-
-_CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
-             "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
-             "UINT32": "uint_contents", "UINT64": "uint64_contents", "FP32": "fp32_contents",
-             "FP64": "fp64_contents", "BYTES": "bytes_contents"}
+from .protocol import InferRequest, array_from_bytes, array_to_bytes, contents_field, datatype_of, dtype_of
 
 
 def pb() -> Any:
@@ -54,7 +49,7 @@ def decode_grpc_request(request: Any) -> InferRequest:
         if raw:
             inputs[name] = array_from_bytes(raw[i], datatype, shape, name)
         else:
-            field = _CONTENTS.get(datatype)
+            field = contents_field(datatype)
             if field is None:
                 raise InputError(f"input {name!r}: {datatype} has no typed contents field; send it in "
                                  "raw_input_contents")

@@ -19,7 +19,8 @@ Triton's clients read only the status, KServe's read the body, so both work.
 
 Errors are ``{"error": "..."}`` with 400 (bad request), 401 (auth), 404 (unknown model, version
 or route), 405 (wrong method), 413 (body too large), 415 (unknown Content-Encoding), 503 +
-Retry-After (queue full, model not loaded, stopping), 504 (timed out in the queue), 500 (the
+Retry-After (queue full, model not loaded, stopping, or the server-wide budget of request body bytes
+held at once spent), 504 (timed out in the queue), 500 (the
 model failed on this request's batch). A model that is not ready answers its ready route
 with 404 (unknown name or version) or 503 (in the repository but not loaded, or stopping).
 A client that disconnects while its request is queued has that request dropped before it is computed.
@@ -46,6 +47,8 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 _JSON = b"application/json"
+_HELD = "tensorforge.held_bytes"   # scope key: body bytes this request counts against the server-wide budget
+MAX_HEAD_BYTES = 64 << 10     # request line and headers, in either HTTP stack; past it: 400 and close
 
 
 class _HttpError(Exception):
@@ -64,6 +67,8 @@ class HttpApp:
     def __init__(self, core: ServingCore) -> None:
         self.core = core
         self.limit = core.config.max_request_bytes
+        self.budget = core.config.inflight_bytes()
+        self.held = 0                # request body bytes held now, server-wide (one loop thread: no lock needed)
         token = core.config.auth_token
         self._auth = f"Bearer {token}".encode() if token else None
         self._retry_after = str(core.config.retry_after_s).encode()
@@ -81,6 +86,16 @@ class HttpApp:
             status, _ = error_status(exc)
             extra = [(b"retry-after", self._retry_after)] if status == 503 else []
             await _respond(send, status, _error_body(error_text(exc)), extra)
+        finally:
+            self.held -= scope.pop(_HELD, 0)
+
+    def _hold(self, scope: Scope, nbytes: int) -> None:
+        """Count ``nbytes`` more of this request's body against the server-wide budget (503 past it)."""
+        if self.held + nbytes > self.budget:
+            raise _HttpError(503, f"the server holds its limit of {self.budget} bytes of request bodies; retry later",
+                             [(b"retry-after", self._retry_after)])
+        self.held += nbytes
+        scope[_HELD] = scope.get(_HELD, 0) + nbytes
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         method, parts = scope["method"], scope["path"].rstrip("/").split("/")[1:]
@@ -181,12 +196,15 @@ class HttpApp:
             size += len(chunk)
             if size > self.limit:
                 raise _HttpError(413, f"request body exceeds the server's limit of {self.limit} bytes")
+            self._hold(scope, len(chunk))
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         encoding = headers.get(b"content-encoding", b"identity").lower()
         if encoding in (b"gzip", b"deflate"):
-            return self._inflate(b"".join(chunks), encoding)
+            out = self._inflate(b"".join(chunks), encoding)
+            self._hold(scope, len(out))
+            return out
         if encoding != b"identity":
             raise _HttpError(415, f"unsupported Content-Encoding {encoding.decode(errors='replace')!r}; use gzip, "
                                   "deflate or none")
@@ -292,31 +310,28 @@ def _error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
+def _error_response(status: bytes, message: str) -> bytes:
+    body = _error_body(message)
+    return (b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
+            % (status, len(body), body))
+
+
 def malformed_request_response(detail: str) -> bytes:
     """The whole 400 answer to bytes that are not HTTP (then the connection closes): the protocol's error
-    object, the same from our httptools protocol (wire.py) and from uvicorn (:func:`h11_protocol`)."""
-    body = _error_body(f"malformed HTTP request ({detail})")
-    return (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%s" % (len(body), body))
+    object, the same from both HTTP stacks (uvicorn_http.py and wire.py)."""
+    return _error_response(b"400 Bad Request", f"malformed HTTP request ({detail})")
 
 
 def request_timeout_response(detail: str) -> bytes:
     """The whole 408 answer to a client too slow to send its request (then the connection closes)."""
-    body = _error_body(f"{detail}; send the whole request at once, or raise the server's timeout")
-    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%s" % (len(body), body))
+    return _error_response(b"408 Request Timeout",
+                           f"{detail}; send the whole request at once, or raise the server's timeout")
 
 
-def h11_protocol() -> type:
-    """uvicorn's h11 protocol, answering a malformed request with the JSON error object, not its text/plain."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class _H11Protocol(H11Protocol):  # type: ignore[misc]
-        def send_400_response(self, msg: str) -> None:
-            self.transport.write(malformed_request_response(msg))
-            self.transport.close()
-
-    return _H11Protocol
+def too_many_connections_response(limit: int) -> bytes:
+    """The whole 503 answer to a connection over the server's cap (then it closes)."""
+    return _error_response(b"503 Service Unavailable",
+                           f"the server holds its limit of {limit} open connections; retry later")
 
 
 async def _respond_json(send: Send, data: Any, status: int = 200,

@@ -24,27 +24,40 @@ import numpy as np
 from ..errors import InputError
 from .limits import check_json_depth, check_shape, element_count, loads_json, param_int
 
-__all__ = ["DATATYPES", "InferRequest", "array_from_bytes", "array_from_json", "array_to_bytes", "array_to_json",
-           "check_shape", "datatype_of", "decode_http_request", "dtype_of", "element_count", "encode_http_response"]
+__all__ = ["DATATYPES", "NUMERIC_DATATYPES", "InferRequest", "array_from_bytes", "array_from_json", "array_to_bytes",
+           "array_to_json", "check_shape", "contents_field", "datatype_of", "decode_http_request", "dtype_of",
+           "element_count", "encode_http_response"]
 
-_DATATYPES: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64), "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16), "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(object),
+# The one KServe datatype table: name -> (NumPy dtype, the typed field of a gRPC ``InferTensorContents``
+# that carries it, None where the protos have none: FP16 travels in raw contents only). The server's
+# codecs and the load generator's remote targets all read it.
+_DATATYPES: dict[str, tuple[np.dtype[Any], str | None]] = {
+    "BOOL": (np.dtype(np.bool_), "bool_contents"), "UINT8": (np.dtype(np.uint8), "uint_contents"),
+    "UINT16": (np.dtype(np.uint16), "uint_contents"), "UINT32": (np.dtype(np.uint32), "uint_contents"),
+    "UINT64": (np.dtype(np.uint64), "uint64_contents"), "INT8": (np.dtype(np.int8), "int_contents"),
+    "INT16": (np.dtype(np.int16), "int_contents"), "INT32": (np.dtype(np.int32), "int_contents"),
+    "INT64": (np.dtype(np.int64), "int64_contents"), "FP16": (np.dtype(np.float16), None),
+    "FP32": (np.dtype(np.float32), "fp32_contents"), "FP64": (np.dtype(np.float64), "fp64_contents"),
+    "BYTES": (np.dtype(object), "bytes_contents"),
 }
-_NAMES = {dt: name for name, dt in _DATATYPES.items()}
+_NAMES = {dt: name for name, (dt, _) in _DATATYPES.items()}
 DATATYPES = tuple(_DATATYPES)
+NUMERIC_DATATYPES = tuple(name for name, (dt, _) in _DATATYPES.items() if dt.kind != "O")
 
 
 def dtype_of(datatype: Any, tensor: str = "") -> np.dtype[Any]:
     """The NumPy dtype of a KServe datatype name; InputError for an unknown one."""
     try:
-        return _DATATYPES[datatype]
+        return _DATATYPES[datatype][0]
     except (KeyError, TypeError):
         where = f"tensor {tensor!r}: " if tensor else ""
         raise InputError(f"{where}unknown datatype {datatype!r}; use one of {list(DATATYPES)}") from None
+
+
+def contents_field(datatype: str) -> str | None:
+    """The gRPC ``InferTensorContents`` field that carries ``datatype`` (None: raw contents only)."""
+    entry = _DATATYPES.get(datatype)
+    return entry[1] if entry else None
 
 
 def datatype_of(dtype: np.dtype[Any] | str) -> str:
@@ -70,8 +83,8 @@ def array_from_bytes(raw: bytes | memoryview, datatype: str, shape: Sequence[int
         raise InputError(f"tensor {tensor!r}: {len(raw)} bytes of data, but shape {list(shape)} of {datatype} "
                          f"needs {want} bytes ({count} elements × {dtype.itemsize})")
     array = np.frombuffer(raw, dtype=dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype).reshape(shape)
-    # Tensors sit at arbitrary offsets in a request body; an aligned copy (~15 µs per 600 kB) is cheaper
-    # than every later pass over unaligned memory (finite check, batch merge, the backend's own copy).
+    # Tensors sit at arbitrary offsets in a request body; one aligned copy (a memcpy) is cheaper than
+    # every later pass over unaligned memory (finite check, batch merge, the backend's own copy).
     return array if array.flags.aligned else array.copy()
 
 

@@ -85,7 +85,7 @@ def load_version(name: str, version: str, path: Path, config: ModelConfig,
                                  max_queue_delay_ms=0.0)
     elif engine.max_batch is not None and batcher_config.max_batch_size > engine.max_batch:
         raise ConfigError(f"model {name!r}: max_batch_size {batcher_config.max_batch_size} exceeds the engine's "
-                          f"max batch {engine.max_batch}; lower it or rebuild with --max-batch")
+                          f"max batch {engine.max_batch}; lower it or rebuild the engine with a larger max batch")
     threads = config.threads()
     instances: list[Instance] = []
     try:
@@ -100,7 +100,7 @@ def load_version(name: str, version: str, path: Path, config: ModelConfig,
         raise
     batcher = DynamicBatcher([inst.run for inst in instances], batcher_config, observer=observer,
                              name=f"{name}:{version}")
-    backend = str(engine.manifest.get("backend", {}).get("name", "onnxruntime"))
+    backend = engine.manifest.backend.name
     return ModelVersion(name=name, version=version, path=path, inputs=engine.inputs, outputs=engine.outputs,
                         config=ModelConfig(batcher=batcher_config, instance_kind=config.instance_kind,
                                            threads_per_instance=threads, version_policy=config.version_policy,

@@ -24,7 +24,8 @@ candidate closes), or wait for a submission. The rules, in order:
 Requests whose future is no longer pending (cancelled by a disconnected client, or
 claimed by the timeout reaper) are skipped and dropped; requests whose deadline has passed are handed back as
 *expired* so the owner fails them — neither ever reaches the model. Clock values are
-``time.perf_counter()`` seconds, passed in, so every rule is testable without sleeping.
+seconds on the owner's clock (the batcher's ``BatcherClock``, ``time.perf_counter()`` by
+default), passed in, so every rule is testable without sleeping.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The inference server: wires the repository, HTTP (uvicorn), gRPC (grpc.aio) and metrics together.
+"""The inference server: wires the repository, HTTP (uvicorn, or wire.py), gRPC (grpc.aio) and metrics together.
 
 Start and stop it from Python::
 
@@ -34,7 +34,7 @@ class InferenceServer:
     def __init__(self, engines: Sequence[str | os.PathLike[str]] = (), repository: str | os.PathLike[str] | None = None,
                  *, config: ServerConfig = ServerConfig(), model_config: ModelConfig | None = None) -> None:
         if not engines and repository is None:
-            raise ConfigError("nothing to serve: give engine files (.tfe) and/or a repository directory")
+            raise ConfigError("nothing to serve: give engine files (.tfe) and/or a `repository` directory")
         self.config = config
         self.metrics = ServerMetrics(lambda: self.repository.loaded())
         self.repository = ModelRepository(engines, repository, base_config=model_config,
@@ -49,7 +49,9 @@ class InferenceServer:
         self._started = threading.Event()
         self._startup_error: BaseException | None = None
         self._stopped = threading.Event()
-        self.wire: Any = None                  # serve/wire.py's WireServer when http_parser is httptools
+        self.wire: Any = None                  # serve/wire.py's WireServer when http_impl is "wire"
+        self.uvicorn: Any = None               # the uvicorn.Server otherwise
+        self.http_app: Any = None              # the ASGI app (http.py's HttpApp) either serves
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> "InferenceServer":
@@ -82,7 +84,7 @@ class InferenceServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(addr)
         except OSError as exc:
-            raise ServingError(f"cannot listen for HTTP on {host}:{port} ({exc}); pick another --http-port "
+            raise ServingError(f"cannot listen for HTTP on {host}:{port} ({exc}); pick another `http_port` "
                                "(0 = any free port)") from exc
         sock.listen(2048)
         self.http_port = int(sock.getsockname()[1])
@@ -104,24 +106,26 @@ class InferenceServer:
         self._stop_event = asyncio.Event()
         grpc_server = await self._start_grpc() if self.config.grpc_port is not None else None
         http_server, http_task, wire = None, None, None
-        if sock is not None and _http_parser(self.config.http_parser) == "httptools":
+        cfg = self.config
+        if sock is not None:
             from .http import HttpApp
+
+            self.http_app = HttpApp(self.core)
+        if sock is not None and cfg.http_impl == "wire":
             from .wire import WireServer
 
-            wire = WireServer(HttpApp(self.core), max_body_bytes=self.config.max_request_bytes,
-                              header_timeout_s=self.config.header_timeout_s, body_timeout_s=self.config.body_timeout_s)
+            wire = WireServer(self.http_app, max_body_bytes=cfg.max_request_bytes, keepalive_s=cfg.keepalive_s,
+                              header_timeout_s=cfg.header_timeout_s, body_timeout_s=cfg.body_timeout_s,
+                              max_connections=cfg.max_connections)
             self.wire = wire
             await wire.start(sock)
         elif sock is not None:
-            import uvicorn
+            from .uvicorn_http import make_server
 
-            from .http import HttpApp, h11_protocol
-
-            uv_config = uvicorn.Config(HttpApp(self.core), http=h11_protocol(), lifespan="off",
-                                       log_level="warning", access_log=False,
-                                       timeout_graceful_shutdown=int(max(1, self.config.drain_timeout_s)),
-                                       server_header=False, date_header=False, backlog=2048)
-            http_server = uvicorn.Server(uv_config)
+            http_server = make_server(self.http_app, header_timeout_s=cfg.header_timeout_s,
+                                      body_timeout_s=cfg.body_timeout_s, keepalive_s=cfg.keepalive_s,
+                                      max_connections=cfg.max_connections, drain_timeout_s=cfg.drain_timeout_s)
+            self.uvicorn = http_server
             http_task = asyncio.ensure_future(http_server.serve(sockets=[sock]))
             while not http_server.started:
                 if http_task.done():
@@ -156,9 +160,9 @@ class InferenceServer:
             port = server.add_insecure_port(f"{host}:{self.config.grpc_port}")
         except RuntimeError as exc:
             raise ServingError(f"cannot listen for gRPC on {host}:{self.config.grpc_port} ({exc}); pick another "
-                               "--grpc-port (0 = any free port)") from exc
+                               "`grpc_port` (0 = any free port)") from exc
         if port == 0:
-            raise ServingError(f"cannot listen for gRPC on {host}:{self.config.grpc_port}; pick another --grpc-port")
+            raise ServingError(f"cannot listen for gRPC on {host}:{self.config.grpc_port}; pick another `grpc_port`")
         self.grpc_port = port
         await server.start()
         return server
@@ -206,7 +210,7 @@ class InferenceServer:
 
 def _new_loop(choice: str) -> asyncio.AbstractEventLoop:
     """uvloop when asked for, or for "auto" when installed: its wakeups from the batcher's threads and its
-    socket reads cost less (measured ~0.1 ms less per request on loopback, benchmarks/serve_latency.py)."""
+    socket reads cost less per request (figures: benchmarks/serve_latency.py, benchmarks/results/)."""
     if choice != "asyncio":
         try:
             import uvloop
@@ -216,17 +220,6 @@ def _new_loop(choice: str) -> asyncio.AbstractEventLoop:
         else:
             return uvloop.new_event_loop()  # type: ignore[no-any-return]
     return asyncio.new_event_loop()
-
-
-def _http_parser(choice: str) -> str:
-    """"auto" is httptools (our own lean HTTP/1.1 protocol, see wire.py) when installed, else h11 (uvicorn)."""
-    if choice != "auto":
-        return choice
-    try:
-        import httptools  # noqa: F401
-    except ImportError:
-        return "h11"
-    return "httptools"
 
 
 def _url_host(host: str) -> str:

@@ -1,16 +1,14 @@
-"""HTTP/1.1 on the wire for the ASGI app: a lean asyncio protocol on httptools (llhttp).
+"""HTTP/1.1 on the wire for the ASGI app, hand-written on httptools (llhttp): ``http_impl="wire"``.
 
-Why not uvicorn's protocol: with a 600 kB binary tensor body on loopback it spent ~0.1 ms
-more per request than this one (benchmarks/serve_latency.py, part a). It pauses reading
-whenever 64 kB of body are unconsumed — so the sender stalls until the app task has run —
-grows the body by ``bytes +=`` (each chunk copies all before it), and the app then copies it
-once more to align the tensors. Here a body of known length is read by the kernel straight
-into one buffer (``asyncio.BufferedProtocol``; it grows ×4 as bytes arrive, so a head that only
-claims a large body pins little memory): no copy in user space but the growth, and the buffer is
-placed so that the byte at ``Inference-Header-Content-Length`` — where the binary tensors of
-the KServe binary extension start — is 64-byte aligned, so the tensors decode in place. The
-buffer is reused by a later request once nothing refers to it any more. A
-response is written with one send. uvicorn still serves when ``http_parser`` is ``"h11"``.
+The default server is uvicorn (uvicorn_http.py); this protocol is kept behind the flag because it
+adds less latency per request with binary tensor bodies: a body of known length is read by the
+kernel straight into one buffer (``asyncio.BufferedProtocol``; it grows ×4 as bytes arrive, so a
+head that only claims a large body pins little memory), placed so that the byte at
+``Inference-Header-Content-Length`` — where the binary tensors of the KServe binary extension
+start — is 64-byte aligned, so the tensors decode in place; a response is written with one send.
+uvicorn instead pauses reading at 64 kB of unconsumed body, grows the body by ``bytes +=`` and
+the app copies it once more to align the tensors. The buffer is reused by a later request once
+nothing refers to it any more.
 
 What it implements of HTTP/1.1, no more: keep-alive (idle connections close after
 ``keepalive_s``; a request head or body slower than its timeout gets 408 and a close), pipelining
@@ -36,7 +34,7 @@ from typing import Any, Awaitable, Callable
 import httptools
 import numpy as np
 
-from .http import malformed_request_response, request_timeout_response
+from .http import MAX_HEAD_BYTES, malformed_request_response, request_timeout_response, too_many_connections_response
 from .wire_cycle import HIGH_WATER, Cycle
 
 App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
@@ -55,13 +53,15 @@ class WireServer:
     ``header_timeout_s`` bounds the time from a request's first byte to the end of its head, and
     ``body_timeout_s`` from the end of the head to the last body byte (slow or stalled clients get 408
     and the connection closes); ``keepalive_s`` bounds the wait for the first byte of the next request.
+    A connection past ``max_connections`` open ones gets 503 and is closed at once.
     """
 
     def __init__(self, app: App, *, max_body_bytes: int, keepalive_s: float = 60.0, header_timeout_s: float = 30.0,
-                 body_timeout_s: float = 120.0) -> None:
+                 body_timeout_s: float = 120.0, max_connections: int = 1024) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.keepalive_s = keepalive_s
+        self.max_connections = max_connections
         self.header_timeout_s = header_timeout_s
         self.body_timeout_s = body_timeout_s
         self.connections: set[_Connection] = set()
@@ -125,12 +125,19 @@ class _Connection(asyncio.BufferedProtocol):
         self._left_s: float | None = None            # … time it had left when reading paused
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0                         # URL and header bytes of the head being parsed
+        self._head_read = 0                          # bytes of reads that began and ended inside that head
         self._addr: dict[str, Any] = {}
 
     # -- transport events -----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self.server.connections.add(self)
+        if len(self.server.connections) > self.server.max_connections:
+            self.transport.write(too_many_connections_response(self.server.max_connections))
+            self.transport.close()
+            self.closed = True
+            return
         peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
         self._addr = {"client": tuple(peer[:2]) if isinstance(peer, tuple) else None,
                       "server": tuple(local[:2]) if isinstance(local, tuple) else None}
@@ -155,6 +162,7 @@ class _Connection(asyncio.BufferedProtocol):
         return self.server.scratch
 
     def buffer_updated(self, nbytes: int) -> None:
+        head_read = self._phase != "body"                    # this read starts inside a request head
         if self._phase == "idle":                            # the first byte of a request: its head is timed
             self._phase = "head"
             self._arm(self.server.header_timeout_s)
@@ -171,7 +179,14 @@ class _Connection(asyncio.BufferedProtocol):
         except httptools.HttpParserUpgrade:
             pass                              # no upgrades offered: the request is served as HTTP/1.1
         except (httptools.HttpParserError, UnicodeDecodeError, ValueError) as exc:
-            self._reject(str(exc))
+            self._reject(str(exc.__context__ or exc))         # a callback's own error says more
+            return
+        if head_read and self._phase == "head":
+            # all of this read is an unfinished head; the parser buffers a header line until it ends, so this
+            # count is what bounds a never-ending one
+            self._head_read += nbytes
+            if self._head_read > MAX_HEAD_BYTES:
+                self._reject(f"the request head exceeds {MAX_HEAD_BYTES} bytes")
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -190,12 +205,20 @@ class _Connection(asyncio.BufferedProtocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
+        self._head_bytes = self._head_read = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
+        self._count_head(len(name) + len(value))
+
+    def _count_head(self, nbytes: int) -> None:
+        self._head_bytes += nbytes
+        if self._head_bytes > MAX_HEAD_BYTES:          # the parser turns this into a 400 and a close
+            raise ValueError(f"the request head exceeds {MAX_HEAD_BYTES} bytes")
 
     def on_headers_complete(self) -> None:
         parsed = httptools.parse_url(self._url)

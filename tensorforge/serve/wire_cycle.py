@@ -5,6 +5,9 @@ app — a chunked body chunk by chunk, a body of known length as one memoryview 
 the kernel read it into — and writes the app's response: head and body in one send, with a
 Content-Length (or chunked when the app streams), ``connection: close`` when the connection
 ends after it, no body for HEAD, 204 and 304.
+
+Imports run one way: wire.py imports this module, which sees the connection only through the
+:class:`Connection` protocol (the few attributes a cycle uses).
 """
 
 from __future__ import annotations
@@ -12,14 +15,27 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .wire import _Connection
+from typing import Any, Protocol
 
 HIGH_WATER = 4 << 20          # unconsumed chunked-body bytes before reading pauses
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _NO_BODY = frozenset({204, 304})
+
+
+class Connection(Protocol):
+    """What a cycle needs of its connection (wire.py's ``_Connection``)."""
+
+    closed: bool
+    shutting_down: bool
+    write_paused: bool
+    transport: Any
+    loop: asyncio.AbstractEventLoop
+
+    def resume_reading(self) -> None: ...
+
+    def response_done(self, request: "Cycle") -> None: ...
+
+    async def drain(self) -> None: ...
 
 
 class Cycle:
@@ -30,7 +46,7 @@ class Cycle:
                  "waiters", "keep_alive", "head", "expect_continue", "started", "head_sent", "finished", "status",
                  "headers", "chunked")
 
-    def __init__(self, conn: "_Connection", scope: dict[str, Any], keep_alive: bool, expect_continue: bool) -> None:
+    def __init__(self, conn: Connection, scope: dict[str, Any], keep_alive: bool, expect_continue: bool) -> None:
         self.conn, self.scope = conn, scope
         self.chunks: deque[bytes] = deque()   # a chunked body, as parsed
         self.buffered = 0

@@ -10,12 +10,16 @@
 
 The pipe protocol is data, never code (no pickle): each message is a 4-byte
 little-endian header length, a JSON header ``{"tensors": [{"name", "dtype", "shape",
-"nbytes"}]}`` (or ``{"error": "..."}``), then the raw tensor bytes in that order.
+"nbytes"}]}`` (or ``{"error": "...", "type": "InputError"}``), then the raw tensor bytes in
+that order. A TensorForge error raised in the child crosses as its class name and message and is
+raised again as the same :mod:`tensorforge.errors` class in the parent (looked up by name in that
+module, never unpickled), so a bad request is a 400 with process instances as with thread ones.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 import subprocess
@@ -26,8 +30,13 @@ from typing import IO, Any, Mapping, Protocol
 
 import numpy as np
 
+from .. import errors
 from ..engine.runtime import Engine
-from ..errors import ModelError
+from ..errors import ModelError, TensorForgeError
+
+log = logging.getLogger(__name__)
+_restarts_lock = threading.Lock()
+RESTARTS = {"total": 0}        # child processes restarted after dying, process-wide (soak tests read it)
 
 
 class Instance(Protocol):
@@ -50,9 +59,11 @@ class ThreadInstance:
 
 
 # -- the pipe protocol ---------------------------------------------------------------------------
-def write_message(stream: IO[bytes], tensors: Mapping[str, np.ndarray] | None = None, error: str | None = None) -> None:
+def write_message(stream: IO[bytes], tensors: Mapping[str, np.ndarray] | None = None,
+                  error: BaseException | str | None = None) -> None:
+    """Send tensors, or an error: an exception travels as its class name and message, a str as plain text."""
     if error is not None:
-        header: dict[str, Any] = {"error": error}
+        header: dict[str, Any] = _error_header(error)
         blobs: list[bytes | memoryview] = []
     else:
         assert tensors is not None
@@ -76,11 +87,12 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes:
 
 
 def read_message(stream: IO[bytes]) -> dict[str, np.ndarray]:
-    """Read one message; a child's ``{"error": ...}`` is raised as RuntimeError with its text."""
+    """Read one message; a child's error is raised again: a TensorForge error as its own class, anything
+    else as RuntimeError("Type: message")."""
     (n,) = struct.unpack("<I", _read_exact(stream, 4))
     header = json.loads(_read_exact(stream, n))
     if "error" in header:
-        raise RuntimeError(header["error"])
+        raise _error_from_header(header)
     out = {}
     for t in header["tensors"]:
         dtype = np.dtype(t["dtype"])
@@ -88,6 +100,27 @@ def read_message(stream: IO[bytes]) -> dict[str, np.ndarray]:
             raise ModelError("object tensors cannot cross the instance pipe; use instance_kind 'thread'")
         out[t["name"]] = np.frombuffer(_read_exact(stream, int(t["nbytes"])), dtype=dtype).reshape(t["shape"])
     return out
+
+
+def _error_header(error: BaseException | str) -> dict[str, Any]:
+    if isinstance(error, str):
+        return {"error": error}
+    return {"error": str(error), "type": type(error).__name__}
+
+
+def _error_from_header(header: Mapping[str, Any]) -> Exception:
+    """The exception an error message stands for. Only classes of :mod:`tensorforge.errors` are rebuilt,
+    by name (data, not code); an unknown or foreign type comes back as RuntimeError("Type: message")."""
+    text, kind = str(header["error"]), header.get("type")
+    if kind is None:
+        return RuntimeError(text)
+    cls = getattr(errors, str(kind), None)
+    if isinstance(cls, type) and issubclass(cls, TensorForgeError):
+        try:
+            return cls(text)
+        except Exception:  # a class whose constructor wants more than a message: keep the text
+            pass
+    return RuntimeError(f"{kind}: {text}")
 
 
 class ProcessInstance:
@@ -98,6 +131,7 @@ class ProcessInstance:
         self.threads = threads
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0          # times this instance's child died (crash, OOM kill, SIGKILL) and was restarted
         self._start()
 
     def _start(self) -> None:
@@ -107,7 +141,7 @@ class ProcessInstance:
         assert self._proc.stdout is not None
         try:
             read_message(self._proc.stdout)          # the child's "ready" (an empty tensor list)
-        except (EOFError, RuntimeError, ValueError) as exc:
+        except (EOFError, RuntimeError, ValueError, TensorForgeError) as exc:
             self._proc.kill()
             self._proc.wait(5)
             raise ModelError(f"instance process for {self.engine_path} failed to start: {exc}") from exc
@@ -115,6 +149,8 @@ class ProcessInstance:
     def run(self, inputs: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
+                if self._proc is not None:
+                    self._note_restart(self._proc)
                 self._start()
             proc = self._proc
             assert proc is not None and proc.stdin is not None and proc.stdout is not None
@@ -123,8 +159,25 @@ class ProcessInstance:
                 return read_message(proc.stdout)
             except (EOFError, BrokenPipeError, OSError) as exc:
                 proc.kill()
+                proc.wait(5)           # reap it now: the next batch sees it dead and restarts it
                 raise RuntimeError(f"instance process died while running a batch ({exc}); it restarts on the "
                                    "next batch") from exc
+
+    def _note_restart(self, dead: "subprocess.Popen[bytes]") -> None:
+        """Count and log a restart of a dead child (the log line and counter are what operators watch)."""
+        code = dead.returncode
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        self.restarts += 1
+        with _restarts_lock:
+            RESTARTS["total"] += 1
+        log.warning("instance process %d for %s died (%s); restarting it (restart %d of this instance)",
+                    dead.pid, self.engine_path, how, self.restarts)
+        for stream in (dead.stdin, dead.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
 
     def close(self) -> None:
         with self._lock:
@@ -148,7 +201,7 @@ def _child_main(engine_path: str, threads: int) -> int:
     try:
         session = Engine.load(engine_path).session(threads=threads, check_finite=False, warn_host=False)
     except Exception as exc:
-        write_message(stdout, error=f"{type(exc).__name__}: {exc}")
+        write_message(stdout, error=exc)
         return 1
     write_message(stdout, {})
     while True:
@@ -159,7 +212,7 @@ def _child_main(engine_path: str, threads: int) -> int:
         try:
             outputs = session.run(inputs)
         except Exception as exc:  # reported to the parent, which fails that batch only
-            write_message(stdout, error=f"{type(exc).__name__}: {exc}")
+            write_message(stdout, error=exc)
             continue
         write_message(stdout, outputs)
 

@@ -45,20 +45,22 @@ from typing import Any, Callable
 import onnx
 
 from ..backends.base import SessionConfig
+from ..core.precisions import PRECISIONS
 from ..core.specs import io_specs, random_inputs
+from ..core.tolerances import tolerance
 from ..errors import BackendUnavailable, InputError
+from ..models.accuracy_data import EvalData
 from ..precision.api import CalibrationSpec
-from ..precision.evaluate import AccuracyBudget, EvalData, run_model, score
+from ..precision.evaluate import AccuracyBudget, reference_outputs, run_model, score
 from ..precision.fp16 import ensure_node_names
 from ..precision.methods import METHODS
 from .front import BASELINE, Point, accuracy_loss, pareto_front, place, representatives
 from .search import Payloads, TuneOptions, tune
 from .space import OBJECTIVES, Candidate, backend_space, unusable
-from .variants import Variant, make_variants, mixed_variant, numerics, short_error, tolerance
+from .variants import Variant, make_variants, mixed_variant, numerics, short_error
 
-__all__ = ["PRECISIONS", "OptimizeOptions", "OptimizeResult", "Point", "optimize", "pareto_front"]
+__all__ = ["OptimizeOptions", "OptimizeResult", "Point", "optimize", "pareto_front"]
 
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 GRANULARITIES = ("per-channel", "per-tensor")
 
 
@@ -169,7 +171,7 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
     variants, calibration, hists = make_variants(fp32, options, wanted, eval_data, say, notes)
     say(f"{len(variants)} model variant(s): " + ", ".join(v.name for v in variants))
 
-    ref = run_model(variants[0].model_bytes, judge, threads=options.threads)
+    ref = reference_outputs(variants[0].model_bytes, judge, threads=options.threads)
     ref_score = score(ref, ref, judge.labels)
     points = numerics(variants, backends, wanted, options.device, notes)
     by_name = {v.name: v for v in variants}
@@ -225,7 +227,7 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
                 for c in backend_space(incumbent.backend, options.objective, options.device, batch=batch)]
 
     payloads = Payloads(models={p.name: by_name[p.variant].model_bytes for p in points},
-                        tolerances={p.name: tolerance(p.precision) for p in points},
+                        tolerances={p.name: tolerance(p.precision, across_kernels=True) for p in points},
                         never_win=never_labels, expand=expand)
     say(f"timing {len(tried)} candidate(s) for {options.objective} at batch {batch} "
         f"(budget {options.budget_s:g} s), then the winner's settings")

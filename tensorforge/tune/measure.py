@@ -4,7 +4,7 @@ A contender — :class:`LocalContender` here, or :class:`.worker.IsolatedContend
 process of its own (the default) — answers ``outputs()``, ``warm(s)``, ``run(s)`` (one timed
 round, its rate in samples/s), ``p50_ms()`` and ``close()``.
 
-Timing is paired (``bench.timing``): each round runs the incumbent and the challenger back
+Timing is paired (:func:`tensorforge.core.timing.paired_timing`): each round runs the incumbent and the challenger back
 to back, in alternating order, so drift of the machine hits both alike and cancels in the
 round's ratio. Rates are compared in samples per second, so a candidate that runs two
 streams is credited with both streams' samples.
@@ -19,8 +19,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..backends.registry import get_backend
-from ..bench.timing import Timer
-from ..engine.streams import StreamPool
+from ..core.reference import Comparison, compare
+from ..core.streams import StreamPool
+from ..core.timing import Timer, paired_timing
 from .space import Candidate
 
 
@@ -52,29 +53,6 @@ def open_candidate(candidate: Candidate, model_bytes: bytes, device: str, batch:
     return Opened(candidate, session, session.run, batch, setup_s)
 
 
-def output_error(got: list[np.ndarray], want: list[np.ndarray]) -> float:
-    """Worst max |got − want| / max |want| over the outputs (inf on a shape or integer mismatch)."""
-    if len(got) != len(want):
-        return float("inf")
-    worst = 0.0
-    for g, w in zip(got, want):
-        g, w = np.asarray(g), np.asarray(w)
-        if g.shape != w.shape:
-            return float("inf")
-        if w.dtype.kind not in "fc":
-            if not np.array_equal(g, w):
-                return float("inf")
-            continue
-        g64, w64 = g.astype(np.float64), w.astype(np.float64)
-        if not np.isfinite(g64).all() and not np.array_equal(np.isfinite(g64), np.isfinite(w64)):
-            return float("inf")
-        finite = np.isfinite(w64)
-        diff = float(np.max(np.abs(g64[finite] - w64[finite]), initial=0.0))
-        scale = float(np.max(np.abs(w64[finite]), initial=0.0)) or 1.0
-        worst = max(worst, diff / scale)
-    return worst
-
-
 class LocalContender:
     """A candidate opened in this process (``TuneOptions(isolate=False)``)."""
 
@@ -95,19 +73,21 @@ class LocalContender:
 
     def run(self, seconds: float) -> float:
         """One timed round; its rate in samples per second."""
-        self._timer.run_for(self._feeds, seconds, min_iterations=1)   # warm already; a long call is a round
-        return self._timer.round_rates[-1] * self._opened.samples_per_call
+        # warm already, so one long call may be the whole round
+        return self._timer.run_for(self._feeds, seconds, min_iterations=1) * self._opened.samples_per_call
 
     def p50_ms(self) -> float:
-        return _p50_ms(self._timer.samples)
+        return self._timer.p50_ms()
 
     def close(self) -> None:
         self._opened.close()
 
 
-def check_outputs(contender: Any, reference: list[np.ndarray]) -> float:
-    """The candidate's error against the reference, every stream's answer checked."""
-    return max(output_error(a, reference) for a in contender.outputs())
+def check_outputs(contender: Any, reference: list[np.ndarray]) -> Comparison:
+    """The candidate's outputs against the reference (:func:`tensorforge.core.reference.compare`), every
+    stream's answer checked: the worst stream's comparison. Raises VerificationError on another number
+    of outputs or another shape."""
+    return max((compare(a, reference) for a in contender.outputs()), key=lambda c: c.max_norm)
 
 
 @dataclass(frozen=True)
@@ -126,7 +106,6 @@ class Duel:
 
 
 GIVE_UP_BELOW = 0.85      # a challenger this far behind in each of the first rounds stops there
-GIVE_UP_AFTER = 2
 
 
 def duel(challenger: Any, incumbent: Any, *, rounds: int, round_s: float, warmup_s: float,
@@ -134,39 +113,13 @@ def duel(challenger: Any, incumbent: Any, *, rounds: int, round_s: float, warmup
     """Time both in ``rounds`` paired rounds, the order alternating; "faster" only when the challenger
     won every round and its median gain is at least ``min_gain`` and above the rounds' noise.
 
-    A challenger that lost each of the first :data:`GIVE_UP_AFTER` rounds below ``give_up_below``
-    × the incumbent is "slower" at once (``Duel.stopped_early``), so the budget goes to candidates
-    that might win (the 22 it stopped in the final benchmark run sat at 0.28–0.83×)."""
+    A challenger that lost each of the first :data:`~tensorforge.core.timing.GIVE_UP_AFTER` rounds
+    below ``give_up_below`` × the incumbent is "slower" at once (``Duel.stopped_early``), so the
+    budget goes to candidates that might win. The rounds are :func:`~tensorforge.core.timing.paired_timing`'s."""
     challenger.warm(warmup_s)
     incumbent.warm(warmup_s)
-    ra: list[float] = []
-    rb: list[float] = []
-    stopped = False
-    for r in range(rounds):
-        if r % 2 == 0:
-            ra.append(challenger.run(round_s))
-            rb.append(incumbent.run(round_s))
-        else:
-            rb.append(incumbent.run(round_s))
-            ra.append(challenger.run(round_s))
-        if (give_up_below is not None and r + 1 == GIVE_UP_AFTER and r + 1 < rounds
-                and max(a / b for a, b in zip(ra, rb)) < give_up_below):
-            stopped = True
-            break
-    ratios = np.array(ra) / np.array(rb)
-    median = float(np.median(ratios))
-    noise_pct = float((ratios.max() - ratios.min()) / 2 * 100)
-    if stopped:
-        verdict = "slower"
-    elif ratios.min() > 1.0 and median - 1.0 >= max(min_gain, noise_pct / 100):
-        verdict = "faster"
-    elif ratios.max() < 1.0:
-        verdict = "slower"
-    else:
-        verdict = "same"
-    return Duel(ra, rb, [float(x) for x in ratios], median, noise_pct, verdict,
-                challenger.p50_ms(), incumbent.p50_ms(), stopped)
-
-
-def _p50_ms(samples_ns: list[int]) -> float:
-    return float(np.median(samples_ns)) / 1e6 if samples_ns else float("nan")
+    p = paired_timing(lambda: challenger.run(round_s), lambda: incumbent.run(round_s), rounds,
+                      min_gain=min_gain, give_up_below=give_up_below)
+    assert p.median is not None and p.noise_pct is not None and p.verdict is not None   # a peer was timed
+    return Duel(list(p.ours), list(p.peer), list(p.ratios), p.median, p.noise_pct, p.verdict,
+                challenger.p50_ms(), incumbent.p50_ms(), p.stopped_early)

@@ -29,18 +29,18 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..backends.base import SessionConfig
+from ..backends.reference import REFERENCE as BACKEND_REFERENCE
+from ..backends.reference import reference_session
 from ..backends.registry import get_backend
+from ..core import tolerances
+from ..core.hashing import sha256
 from ..core.specs import TensorSpec, random_inputs
-from ..engine.format import sha256
-from ..errors import BackendUnavailable, InputError, TuningError
+from ..errors import BackendUnavailable, InputError, TuningError, VerificationError
 from .cache import TimingCache, cache_key
 from .measure import LocalContender, check_outputs, duel
 from .space import OBJECTIVES, Candidate, default_space
 
-# The error a candidate's outputs may have against the reference (max |Δ| / max |reference|).
-TOLERANCES = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 6e-2, "int8": 0.1}
-REFERENCE = "onnxruntime, graph optimizations off, the engine's own payload"
+REFERENCE = f"{BACKEND_REFERENCE}, the engine's own payload"
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,9 @@ class TuneOptions:
 
     @property
     def tolerance(self) -> float:
-        return self.rtol if self.rtol is not None else TOLERANCES.get(self.precision, 1e-4)
+        """``rtol``, else the precision's tolerance across kernels (``core.tolerances``): candidates are
+        other backends, thread counts and settings computing the same graph."""
+        return self.rtol if self.rtol is not None else tolerances.tolerance(self.precision, across_kernels=True)
 
 
 @dataclass
@@ -94,7 +96,7 @@ class TuneResult:
     elapsed_s: float
     cached: bool = False
     notes: list[str] = field(default_factory=list)
-    tolerance: float = 1e-4
+    tolerance: float = tolerances.TOLERANCES["fp32-kernels"]
     reference: str = REFERENCE
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,8 +188,7 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
         data = model_bytes if payloads is None or key is None else payloads.models[key]
         tol = options.tolerance if payloads is None or key is None else payloads.tolerances[key]
         if key not in references:
-            ref = get_backend("onnxruntime").create_session(
-                data, SessionConfig("cpu", None, {"graph_optimization_level": "disable"}))
+            ref = reference_session(data)
             references[key] = ref.run(feeds)
             del ref
         return data, tol, references[key]
@@ -235,7 +236,11 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
                 continue
             row["setup_s"] = round(contender.setup_s, 3)
             try:
-                err = check_outputs(contender, reference)
+                err = check_outputs(contender, reference).max_norm
+            except VerificationError as exc:     # another number of outputs or another shape
+                contender.close()
+                row.update(status="rejected", reason=f"outputs differ from the reference: {exc}")
+                continue
             except Exception as exc:
                 contender.close()
                 row.update(status="failed", reason=f"run failed: {_short(exc)}")

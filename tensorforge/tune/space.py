@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
+from ..core.streams import physical_cores
 from ..errors import BackendUnavailable, InputError
 
 OBJECTIVES = ("latency", "throughput")
@@ -90,10 +91,7 @@ def _text(value: Any) -> str:
 
 def cores() -> tuple[int, int]:
     """(physical, logical) cores of this host."""
-    import psutil
-
-    logical = os.cpu_count() or 1
-    return psutil.cpu_count(logical=False) or logical, logical
+    return physical_cores(), os.cpu_count() or 1
 
 
 def default_space(objective: str, device: str = "cpu", *, backends: list[str] | None = None,
@@ -116,8 +114,8 @@ def default_space(objective: str, device: str = "cpu", *, backends: list[str] | 
             skipped += [(c, reason) for c in group]
         else:
             groups.append(group)
-    # torch's CPU kernels trailed ONNX Runtime and OpenVINO on every zoo model here (eager 0.27–0.66×, and
-    # an eager ResNet-50 call at batch 32 takes 5 s): on a CPU they are tried after the others
+    # torch's CPU kernels usually trail ONNX Runtime's and OpenVINO's on these models (and an eager call on a
+    # large model at a large batch takes seconds): on a CPU they are tried after the others
     late = [g for g in groups if device == "cpu" and g and g[0].backend == "torch"]
     ordered = _interleave([g for g in groups if g not in late]) + _interleave(late)
     tried = [c for c in ordered if c.cost_s < 10] + [c for c in ordered if c.cost_s >= 10]
@@ -145,8 +143,8 @@ def _interleave(groups: list[list[Candidate]]) -> list[Candidate]:
     """Each backend's best bet first, then each one's second, and so on; costly compiles last.
 
     The budget may run out before the end of the list, so the likeliest winners of every
-    backend come first (a 90 s budget at batch 32 once spent itself on ONNX Runtime's
-    settings and never reached OpenVINO, 1.55× faster there)."""
+    backend come first: a budget spent on one backend's settings must not keep another
+    backend, perhaps the fastest, from being tried at all."""
     cheap = [[c for c in g if c.cost_s < 10] for g in groups]
     order = [g[rank] for rank in range(max((len(g) for g in cheap), default=0)) for g in cheap if rank < len(g)]
     return order + [c for g in groups for c in g if c.cost_s >= 10]

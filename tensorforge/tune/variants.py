@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import onnx
 
 from ..backends.registry import get_backend
-from ..precision.calibration import CalibrationData
-from ..precision.evaluate import AccuracyBudget, EvalData, check_disjoint
+from ..models.accuracy_data import CalibrationData, EvalData
+from ..precision.evaluate import AccuracyBudget, check_disjoint
 from ..precision.fp16 import convert_float, missing_kernels
 from ..precision.guard import run_guard
 from ..precision.histfile import HistogramSet
@@ -18,12 +18,11 @@ from ..precision.histpass import calibration_histograms
 from ..precision.int8 import Int8Options, compute_layers, quantize_qdq
 from ..precision.sensitivity import int8_converter
 from .front import BASELINE, Point
-from .search import TOLERANCES
 
 if TYPE_CHECKING:
     from .joint import OptimizeOptions
 
-__all__ = ["Variant", "make_variants", "mixed_variant", "numerics", "short_error", "tolerance"]
+__all__ = ["Variant", "make_variants", "mixed_variant", "numerics", "short_error"]
 
 _OV_COMPUTE = {"bf16": "bf16", "fp16": "f16"}
 
@@ -83,16 +82,16 @@ def make_variants(fp32: onnx.ModelProto, options: OptimizeOptions, wanted: list[
 
 def numerics(variants: list[Variant], backends: list[str], wanted: list[str], device: str,
               notes: list[str]) -> list[Point]:
-    native: list[str] = []
+    native: frozenset[str] = frozenset()
     if "openvino" in backends:
         try:
-            native = list(getattr(get_backend("openvino"), "native_precisions")(device))
+            native = get_backend("openvino").capabilities(device).precisions
         except Exception as exc:      # an SDK that cannot say: assume FP32 only
             notes.append(f"openvino's native precisions unknown ({short_error(exc)}): FP32 and INT8 only")
-    lows = [p for p in ("bf16", "fp16") if p in wanted and _OV_COMPUTE[p] in native]
+    lows = [p for p in ("bf16", "fp16") if p in wanted and p in native]
     if "openvino" in backends and not lows and any(p in wanted for p in ("bf16", "fp16")):
-        notes.append("openvino bf16/fp16 skipped: this CPU does not compute them natively (OPTIMIZATION_CAPABILITIES "
-                     f"{native or ['FP32', 'INT8']}); emulated they run slower than FP32")
+        notes.append("openvino bf16/fp16 skipped: this CPU does not compute them natively (it does "
+                     f"{sorted(native) or ['fp32', 'int8']}); emulated they run slower than FP32")
     out: list[Point] = []
     torch_note = ("torch runs the FP32 graph only: TensorForge's ONNX → torch converter takes float graphs, "
                   "not Q/DQ ones")
@@ -143,12 +142,6 @@ def mixed_variant(fp32: onnx.ModelProto, variants: list[Variant], points: list[P
     notes.append(f"mixed precision from {base.name}: {result.message}")
     return Variant(f"{base.name} +{len(kept)} fp32", "int8", f"{base.graph} keep {','.join(sorted(kept))}",
                     result.model.SerializeToString(), method=None, kept_fp32=kept)
-
-
-def tolerance(precision: str) -> float:
-    if precision.startswith("int8"):
-        return TOLERANCES["int8"]
-    return TOLERANCES.get(precision, TOLERANCES["fp32"])
 
 
 def short_error(exc: BaseException) -> str:

@@ -1,7 +1,7 @@
 """Candidates in processes of their own, so that one library cannot slow another while it is timed.
 
-Measured on a 2-vCPU VM: once OpenVINO had compiled a model in a process (its default pins
-threads to cores), ONNX Runtime in the same process ran MobileNet-v2 ~40 % slower, idle
+Once OpenVINO has compiled a model in a process, its default pins threads to cores, and
+every other library in that process (ONNX Runtime included) runs slower from then on, idle
 or not; spinning thread pools (ONNX Runtime's, OpenMP's) also linger after a run. A user
 runs the engine in a process of its own, so the tuner times each candidate the same way:
 one spawned worker per candidate holds its session and answers commands over a pipe —
@@ -13,8 +13,8 @@ registered as a Python object cannot, and its candidates fail with that reason.
 
 Between its commands a worker is stopped (``SIGSTOP``; ``SIGCONT`` before the next one, on
 POSIX systems): an idle library can still spin or yield in a loop for a while after a run
-(OpenVINO's TBB workers did, costing the process being timed up to a third of its speed
-on 2 vCPUs), and a stopped process takes no CPU time at all.
+(OpenVINO's TBB workers do), taking CPU time from the process being timed, and a stopped
+process takes no CPU time at all.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class WorkerError(TensorForgeError):
 def _serve(conn: Any, registry: dict[str, str], candidate: dict[str, Any], device: str, batch: int) -> None:
     model_bytes, feeds = conn.recv()      # the big parts come over the pipe, not as spawn arguments
     from ..backends.registry import register_backend
-    from ..bench.timing import Timer
+    from ..core.timing import Timer
     from .measure import open_candidate
     from .space import Candidate
 
@@ -62,10 +62,10 @@ def _serve(conn: Any, registry: dict[str, str], candidate: dict[str, Any], devic
                 timer.warm(feeds, arg)
                 answer = None
             elif cmd == "run":
-                timer.run_for(feeds, arg, min_iterations=1)   # warm already; a long call is a round
-                answer = timer.round_rates[-1] * opened.samples_per_call
+                # warm already, so one long call may be the whole round
+                answer = timer.run_for(feeds, arg, min_iterations=1) * opened.samples_per_call
             elif cmd == "p50_ms":
-                answer = float(np.median(timer.samples)) / 1e6 if timer.samples else float("nan")
+                answer = timer.p50_ms()
             else:
                 opened.close()
                 conn.send(("ok", None))

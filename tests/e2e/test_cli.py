@@ -118,7 +118,7 @@ def test_errors_are_one_line_no_traceback(capsys, argv, pattern):
 def test_run_rejects_wrong_dtype_file(capsys, tmp_path, engine_path):
     np.save(tmp_path / "x64.npy", np.zeros((1, 3, 16, 16), np.float64))
     code, _, err = run_cli(capsys, "run", str(engine_path), "--input", str(tmp_path / "x64.npy"))
-    assert code == 2 and "astype(np.float32)" in err
+    assert code == 2 and "expects float32 — cast the data to float32" in err
 
 
 def test_run_refuses_pickled_npy(capsys, tmp_path, engine_path):

@@ -48,9 +48,15 @@ def test_server_find_max_and_loadgen_harness(capsys, tmp_path):
     assert "ours vs MLPerf LoadGen" in out and "MLPerf LoadGen" in out
     data = json.loads((tmp_path / "results.json").read_text())
     cfg = data["configs"][0]
-    assert cfg["find_max"]["max_valid_qps"] > 100
+    # no figure is bounded here (a real 2 ms sleep is slower on a busy machine); the search is checked for
+    # consistency: the answer is the highest VALID probe, and every INVALID probe above it
+    fm = cfg["find_max"]
+    valid = [p["target_qps"] for p in fm["probes"] if p["valid"]]
+    assert fm["probes"] and fm["max_valid_qps"] == (max(valid) if valid else None)
+    assert all(p["target_qps"] > fm["max_valid_qps"] for p in fm["probes"] if valid and not p["valid"])
     assert cfg["mlperf"]["summary"]["scenario"] == "Server"
-    assert cfg["comparison"]["verdicts_agree"] in (True, False)
+    cmp = cfg["comparison"]
+    assert cmp["verdicts_agree"] == (cmp["ours"]["verdict"] == cmp["loadgen"]["verdict"])
     assert (tmp_path / "mlperf" / "config0" / "performance" / "mlperf_log_summary.txt").exists()
 
 

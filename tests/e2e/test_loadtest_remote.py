@@ -42,16 +42,18 @@ def test_server_and_offline_scenarios_over_loopback(server, scheme):
         assert isinstance(target, HttpTarget if scheme == "http" else GrpcTarget)
         assert [s.name for s in target.input_specs] == ["input"] and target.output_names == ["logits"]
         before = _served(server)
-        s = ScenarioSettings(scenario="server", target_qps=300.0, latency_bound_ms=100.0, percentile=0.9,
+        # the bound is a generous hang guard only: a loaded machine must not make the run invalid
+        s = ScenarioSettings(scenario="server", target_qps=300.0, latency_bound_ms=10_000.0, percentile=0.9,
                              min_duration_s=0.3, warmup_s=0.05)
         r = summarize(run_scenario(target, s), target.describe())
         assert r.valid, r.reasons
-        assert r.error_count == 0 and r.latency.p50_ms < 100.0
+        assert r.error_count == 0 and r.latency.count == r.query_count
         # every query reached the real server's batcher (plus the warm-up queries)
         assert _served(server) - before >= r.query_count
         off = summarize(run_scenario(target, ScenarioSettings(scenario="offline", min_duration_s=0.2, warmup_s=0.05)),
                         target.describe())
-        assert off.error_count == 0 and off.throughput_sps > 50
+        assert off.error_count == 0 and off.sample_count == off.settings["offline_sample_count"]
+        assert _served(server) - before >= r.query_count + off.query_count
     finally:
         target.close()
 

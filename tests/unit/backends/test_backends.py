@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tensorforge.backends.base import BackendSession, SessionConfig
+from tensorforge.backends.base import BackendSession, Capabilities, SessionConfig
 from tensorforge.backends.registry import backend_names, describe_backends, get_backend
+from tensorforge.core.precisions import PRECISIONS
 from tensorforge.errors import BackendUnavailable, ModelError
 
 
@@ -28,6 +29,24 @@ def test_protocol(name, conv_bn_model):
     assert list(session.input_names) == ["x"] and list(session.output_names) == ["y"]
     out = session.run({"x": np.ones((2, 3, 16, 16), np.float32)})
     assert isinstance(out, list) and out[0].shape == (2, 5)
+
+
+@pytest.mark.parametrize("name", backend_names())
+def test_capabilities_on_the_protocol(name):
+    caps = _available(name).capabilities("cpu")
+    assert isinstance(caps, Capabilities)
+    assert "fp32" in caps.precisions and caps.precisions <= set(PRECISIONS)
+    assert caps.qdq_int8 == ("int8" in caps.precisions)
+
+
+def test_onnxruntime_capabilities_are_read_from_its_kernel_registry():
+    caps = get_backend("onnxruntime").capabilities("cpu")
+    assert caps.qdq_int8 and caps.precisions == {"fp32", "int8"}
+    assert caps.has_kernel("Conv", "fp32") and caps.has_kernel("QLinearConv", "int8")
+    assert not caps.has_kernel("Conv", "fp16") and not caps.has_kernel("Gemm", "bf16")    # why CPU FP16 is slow
+    assert caps.has_kernel("Cast", "fp16")
+    with pytest.raises(BackendUnavailable, match="unknown device"):
+        get_backend("onnxruntime").capabilities("tpu")
 
 
 @pytest.mark.parametrize("name", [n for n in backend_names() if n != "onnxruntime"])

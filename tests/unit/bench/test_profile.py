@@ -25,6 +25,7 @@ from tensorforge.backends.profiling import (
 )
 from tensorforge.bench.profile import LayerTime, ProfileResult, check_batch, profile_engine, summarize
 from tensorforge.engine.build import BuildOptions, build
+from tensorforge.engine.manifest import Manifest, ModelInfo
 from tensorforge.engine.runtime import Engine
 from tensorforge.errors import BackendUnavailable, InputError
 
@@ -189,8 +190,7 @@ def test_summarize_names_fused_rows_keeps_unmapped_and_separates_idle():
         RawLayerTime("ReorderOutput", "ReorderOutput", "ReorderOutput", "fp32", (1.0, 1.0, 1.0), ()),
         RawLayerTime("flat", "Flatten", "Flatten", "fp32", (0.0, 0.0, 0.0), ("flat",)),
     ), run_ms=(5.0, 5.0, 11.0))
-    engine = Engine({"inputs": [], "outputs": [], "model": {"name": "g"}, "precision": "fp32"},
-                    _graph().SerializeToString())
+    engine = Engine(Manifest(model=ModelInfo(name="g")), _graph().SerializeToString())
     result = summarize(raw, engine, batch=1, runs=3, warmup=0)
     first, second = result.layers
     assert first == LayerTime("fused: conv, relu, add", ("conv", "relu", "add"), "Conv+Relu+Add", "Conv [nchwc]",
@@ -210,8 +210,7 @@ def test_coverage_pairs_layer_time_with_wall_time_run_by_run():
         RawLayerTime("conv", "Conv", "Conv", "fp32", (0.8, 0.8, 8.8, 0.8, 0.8), ("conv",)),
         RawLayerTime("add", "Add", "Add", "fp32", (0.1, 0.1, 0.1, 0.1, 0.1), ("add",)),
     ), run_ms=(1.0, 1.0, 9.0, 5.0, 6.0))
-    engine = Engine({"inputs": [], "outputs": [], "model": {"name": "g"}, "precision": "fp32"},
-                    _graph().SerializeToString())
+    engine = Engine(Manifest(model=ModelInfo(name="g")), _graph().SerializeToString())
     result = summarize(raw, engine, batch=1, runs=5, warmup=0)
     # per-run shares 0.9, 0.9, 0.99, 0.18, 0.15 → median 0.9; the median run is 5 ms
     assert result.coverage_pct == pytest.approx(90.0) and result.run_ms == 5.0

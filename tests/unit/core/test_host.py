@@ -17,6 +17,6 @@ def test_the_plain_build_points_at_optimize_where_the_cpu_computes_bf16(monkeypa
     from tensorforge.engine import build as build_mod
 
     monkeypatch.setattr(build_mod, "isa_flags", lambda: ["avx2", "avx512f", "avx512_bf16", "amx_bf16"])
-    assert "--optimize" in (build_mod._host_hint() or "")
+    assert "optimize=latency|throughput" in (build_mod._host_hint() or "")
     monkeypatch.setattr(build_mod, "isa_flags", lambda: ["avx2", "fma"])
     assert build_mod._host_hint() is None

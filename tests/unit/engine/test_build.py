@@ -9,7 +9,7 @@ from onnx import numpy_helper
 
 from tensorforge.engine import build as build_mod
 from tensorforge.engine.build import BuildOptions, build
-from tensorforge.errors import BuildError, ModelError, VerificationError
+from tensorforge.errors import ConfigError, ModelError, VerificationError
 
 from conftest import make_conv_bn_model
 
@@ -44,7 +44,7 @@ def test_fixed_batch_kept_with_note(tmp_path):
     onnx.save(make_conv_bn_model(batch=1), path)
     engine, report = build(path)
     assert engine.inputs[0].shape[0] == 1
-    assert any("--max-batch" in n for n in report.notes)
+    assert any("max_batch=N" in n for n in report.notes)
 
 
 def test_verifier_rejects_a_wrong_graph(monkeypatch, conv_bn_path, tmp_path):
@@ -73,7 +73,7 @@ def test_bad_sources(tmp_path):
     garbage.write_bytes(b"\x00\x01not a model at all" * 10)
     with pytest.raises(ModelError):
         build(garbage)
-    with pytest.raises(BuildError, match="either batch"):
+    with pytest.raises(ConfigError, match="either batch"):
         BuildOptions(batch=2, max_batch=4)
 
 
@@ -84,7 +84,7 @@ def test_pipeline_none_keeps_graph(conv_bn_path):
 
 def test_zoo_source_builds(tmp_path):
     engine, report = build("tiny_cnn", tmp_path / "tiny.tfe")
-    assert engine.manifest["model"]["source"] == "zoo:tiny_cnn"
+    assert engine.manifest.model.source == "zoo:tiny_cnn"
     assert report.verification.passed
     out = engine.session().run(np.zeros((2, *engine.inputs[0].shape[1:]), np.float32))
     assert next(iter(out.values())).shape[0] == 2

@@ -44,4 +44,4 @@ def test_cuda_without_a_gpu_names_what_to_install(conv_bn_path):
 
 def test_auto_build_records_the_resolved_device(conv_bn_path):
     engine, report = build(conv_bn_path, None, BuildOptions(device="auto"))
-    assert engine.manifest["backend"]["settings"]["device"] == resolve_device("auto")
+    assert engine.manifest.backend.settings.device == resolve_device("auto")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 
 import numpy as np
 import pytest
 
+from tensorforge.core.specs import TensorSpec
 from tensorforge.engine.format import FORMAT_VERSION, MANIFEST, read_engine
 from tensorforge.engine.runtime import Engine
 from tensorforge.errors import EngineFileError
@@ -15,21 +17,34 @@ from tensorforge.errors import EngineFileError
 
 def test_round_trip_manifest_fields(engine_path):
     manifest, payloads = read_engine(engine_path)
-    assert manifest["format"] == "tensorforge-engine"
-    assert manifest["format_version"] == FORMAT_VERSION
-    assert set(payloads) == {"model.onnx"}
-    for key in ("model", "inputs", "outputs", "precision", "backend", "build", "payloads"):
-        assert key in manifest
-    assert manifest["inputs"] == [{"name": "x", "dtype": "float32", "shape": ["N", 3, 16, 16]}]
-    assert manifest["outputs"] == [{"name": "y", "dtype": "float32", "shape": ["N", 5]}]
-    assert len(manifest["model"]["sha256_original"]) == 64
-    assert manifest["payloads"]["model.onnx"]["bytes"] == len(payloads["model.onnx"])
-    host = manifest["build"]["host"]
+    assert manifest.format == "tensorforge-engine"
+    assert manifest.format_version == FORMAT_VERSION
+    assert set(payloads) == set(manifest.payloads) == {"model.onnx"}
+    assert manifest.inputs == (TensorSpec("x", "float32", ("N", 3, 16, 16)),)
+    assert manifest.outputs == (TensorSpec("y", "float32", ("N", 5)),)
+    assert manifest.model.sha256_original is not None and len(manifest.model.sha256_original) == 64
+    assert manifest.payloads["model.onnx"].bytes == len(payloads["model.onnx"])
+    host = manifest.build.host
     for key in ("cpu_model", "isa_flags", "logical_cores", "gpus"):
         assert key in host
-    assert "onnxruntime" in manifest["build"]["libraries"]
-    assert manifest["precision"] == "fp32"
-    assert manifest["backend"]["name"] == "onnxruntime"
+    assert "onnxruntime" in manifest.build.libraries
+    assert manifest.precision == "fp32"
+    assert manifest.backend.name == "onnxruntime"
+
+
+def test_manifest_is_immutable_and_serializes_back_to_the_bytes_written(engine_path):
+    with zipfile.ZipFile(engine_path) as zf:
+        body = zf.read(MANIFEST)
+    manifest, _ = read_engine(engine_path)
+    # parsed once, serialized at the edge: the same bytes the writer hashed, nothing lost or added
+    assert json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode() == body
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        manifest.precision = "int8"                  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        manifest.build.host["cpu_model"] = "elsewhere"         # type: ignore[index]
+    with pytest.raises(AttributeError):
+        Engine.load(engine_path).manifest = manifest           # type: ignore[misc]
+
 
 
 def test_engine_runs_after_reload(engine_path):
@@ -47,7 +62,8 @@ def test_truncated_file(engine_path, tmp_path):
 
 
 def test_corrupted_payload_fails_checksum(engine_path, tmp_path):
-    manifest, payloads = read_engine(engine_path)
+    typed, payloads = read_engine(engine_path)
+    manifest = typed.to_dict()
     model = bytearray(payloads["model.onnx"])
     model[len(model) // 2] ^= 0xFF
     bad = tmp_path / "corrupt.tfe"
@@ -84,7 +100,8 @@ def test_foreign_manifest_format(tmp_path):
 
 
 def test_future_format_version(engine_path, tmp_path):
-    manifest, payloads = read_engine(engine_path)
+    typed, payloads = read_engine(engine_path)
+    manifest = typed.to_dict()
     manifest["format_version"] = FORMAT_VERSION + 1
     bad = tmp_path / "future.tfe"
     with zipfile.ZipFile(bad, "w") as zf:

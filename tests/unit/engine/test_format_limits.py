@@ -8,6 +8,7 @@ import json
 import struct
 import tracemalloc
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,7 +47,7 @@ def _bomb(path: Path, manifest: dict[str, Any], size: int) -> Path:
 
 def test_member_larger_than_the_manifest_says_is_not_inflated(engine_path, tmp_path):
     """A <1 MB file whose model.onnx inflates to 64 MiB while the manifest says a few kB."""
-    manifest, _ = read_engine(engine_path)
+    manifest = read_engine(engine_path)[0].to_dict()      # raw JSON, to forge a file from
     bomb = _bomb(tmp_path / "bomb.tfe", manifest, 64 * MiB)
     peak = _peak_bytes(lambda: Engine.load(bomb))
     assert peak < 4 * MiB, f"loader held {peak} bytes"
@@ -55,7 +56,7 @@ def test_member_larger_than_the_manifest_says_is_not_inflated(engine_path, tmp_p
 
 def test_consistent_bomb_is_refused_by_its_compression_ratio(engine_path, tmp_path):
     """Manifest and zip header agree on 64 MiB (and the sha256 is right): the ratio gives it away."""
-    manifest, _ = read_engine(engine_path)
+    manifest = read_engine(engine_path)[0].to_dict()      # raw JSON, to forge a file from
     size = 64 * MiB
     digest = hashlib.sha256()
     for _ in range(size // MiB):
@@ -68,7 +69,8 @@ def test_consistent_bomb_is_refused_by_its_compression_ratio(engine_path, tmp_pa
 
 
 def test_declared_size_over_the_limit_is_refused_before_reading(engine_path, tmp_path):
-    manifest, payloads = read_engine(engine_path)
+    typed, payloads = read_engine(engine_path)
+    manifest = typed.to_dict()      # raw JSON, to forge a file from
     big = bytes(3 * MiB)
     manifest["payloads"]["model.onnx"] = {"sha256": hashlib.sha256(big).hexdigest(), "bytes": len(big)}
     path = tmp_path / "big.tfe"
@@ -100,7 +102,8 @@ def _patch(path: Path, name: bytes, field: tuple[int, int, str], value: int) -> 
 
 def test_header_that_understates_the_size_cannot_make_it_allocate_more(engine_path, tmp_path):
     """The member declares the manifest's small size but inflates to 16 MiB: reading stops at the declared size."""
-    manifest, payloads = read_engine(engine_path)
+    typed, payloads = read_engine(engine_path)
+    manifest = typed.to_dict()      # raw JSON, to forge a file from
     small = len(payloads["model.onnx"])
     path = tmp_path / "liar.tfe"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -169,8 +172,8 @@ def test_resigning_the_checksum_without_the_key_is_refused(engine_path, tmp_path
     """An attacker can recompute the manifest sha256, but not the HMAC."""
     path = _signed(engine_path, tmp_path, KEY)
     manifest, payloads = read_engine(path)
-    manifest["model"]["name"] = "evil"
-    forged = write_engine(tmp_path / "forged.tfe", manifest, payloads, key=b"attacker")
+    evil = replace(manifest, model=replace(manifest.model, name="evil"))
+    forged = write_engine(tmp_path / "forged.tfe", evil, payloads, key=b"attacker")
     Engine.load(forged)                                # a valid engine as such…
     with pytest.raises(EngineFileError, match="signature does not match"):
         Engine.load(forged, key=KEY)                   # …but not one this deployment signed

@@ -39,14 +39,16 @@ def test_current_build_writes_a_manifest_checksum(engine_path):
 
 
 def test_legacy_file_without_checksum_still_loads(engine_path, tmp_path):
-    manifest, payloads = read_engine(engine_path)
+    typed, payloads = read_engine(engine_path)
+    manifest = typed.to_dict()      # raw JSON, to forge a file from
     old = write_zip(tmp_path / "old.tfe", manifest, payloads["model.onnx"])
     assert Engine.load(old).outputs[0].name == "y"
 
 
 def test_rewritten_manifest_fails_its_checksum(engine_path, tmp_path):
     """A manifest rewritten inside an otherwise valid zip, keeping the old comment: caught by the checksum."""
-    manifest, payloads = read_engine(engine_path)
+    typed, payloads = read_engine(engine_path)
+    manifest = typed.to_dict()      # raw JSON, to forge a file from
     with zipfile.ZipFile(engine_path) as zf:
         comment = zf.comment
     manifest["model"]["name"] = "renamed"        # harmless to the schema: only the checksum can see it
@@ -87,10 +89,15 @@ def _set(manifest: dict[str, Any], dotted: str, value: Any) -> None:
     ("model", "resnet", r"'model' is 'resnet'; expected an object"),
     ("backend", None, r"'backend' is None"),
     ("build.host", 3, r"'build.host' is 3"),
+    ("build.notes", [1], r"'build.notes' is \[1\]; expected null or a list of strings"),
+    ("build.tuning", [], r"'build.tuning' is \[\]"),
+    ("model.source", 7, r"'model.source' is 7; expected null or a string"),
+    ("backend.versions", "1.0", r"'backend.versions' is '1.0'"),
 ])
 def test_manifest_that_does_not_fit_is_refused(engine_path, tmp_path, field, value, pattern):
     """Written without a checksum, as an older build would: the schema and graph cross-check catch it."""
-    manifest, payloads = read_engine(engine_path)
+    typed, payloads = read_engine(engine_path)
+    manifest = typed.to_dict()      # raw JSON, to forge a file from
     _set(manifest, field, value)
     bad = write_zip(tmp_path / "bad.tfe", manifest, payloads["model.onnx"])
     with pytest.raises(EngineFileError, match=pattern):
@@ -98,7 +105,8 @@ def test_manifest_that_does_not_fit_is_refused(engine_path, tmp_path, field, val
 
 
 def test_thread_limit_follows_this_host(engine_path, tmp_path):
-    manifest, payloads = read_engine(engine_path)
+    typed, payloads = read_engine(engine_path)
+    manifest = typed.to_dict()      # raw JSON, to forge a file from
     limit = max(4 * (os.cpu_count() or 1), 128)
     manifest["backend"]["settings"]["threads"] = limit
     Engine.load(write_zip(tmp_path / "ok.tfe", manifest, payloads["model.onnx"]))
@@ -108,7 +116,7 @@ def test_thread_limit_follows_this_host(engine_path, tmp_path):
 
 
 def test_payload_that_is_not_onnx_is_refused(engine_path, tmp_path):
-    manifest, _ = read_engine(engine_path)
+    manifest = read_engine(engine_path)[0].to_dict()
     junk = b"\xff" * 64
     manifest["payloads"]["model.onnx"] = {"sha256": hashlib.sha256(junk).hexdigest(), "bytes": len(junk)}
     with pytest.raises(EngineFileError, match="not a readable ONNX model"):
@@ -160,7 +168,7 @@ def base_engine(tmp_path_factory) -> tuple[dict[str, Any], bytes]:
     out = tmp_path_factory.mktemp("fuzz") / "base.tfe"
     build(make_conv_bn_model(), out)
     manifest, payloads = read_engine(out)
-    return manifest, payloads["model.onnx"]
+    return manifest.to_dict(), payloads["model.onnx"]
 
 
 def test_fuzzed_manifests_raise_only_engine_file_error(base_engine, tmp_path_factory):

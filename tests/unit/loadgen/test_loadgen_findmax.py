@@ -1,24 +1,28 @@
-"""find-max converges on a target's known capacity; the latency sweep re-judges probes for every budget."""
+"""find-max converges on a target's known capacity; the latency sweep re-judges probes for every budget.
+
+The target is a simulated queue on simulated time (:mod:`loadgen_sim`): its capacity is
+exactly what it says, and every probe's latencies are the same on a busy machine as on an
+idle one.
+"""
 
 from __future__ import annotations
 
 import pytest
+from loadgen_sim import SimClock, SimTarget
 
 from tensorforge.errors import InputError
 from tensorforge.loadgen.findmax import ProbeCache, find_max_qps, latency_sweep
 from tensorforge.loadgen.scenarios import ScenarioSettings
-from tensorforge.loadgen.targets import BatcherTarget
-from tensorforge.serve.batching import BatcherConfig
 
 FAST = dict(scenario="server", target_qps=1.0, percentile=0.9, min_duration_s=0.4, warmup_s=0.05)
 
 
-def one_worker(ms: float) -> BatcherTarget:
-    return BatcherTarget.sleeping(ms, BatcherConfig(max_batch_size=1, max_queue_delay_ms=0))
+def one_worker(ms: float) -> SimTarget:
+    return SimTarget.per_sample(SimClock(), ms)
 
 
 def test_find_max_converges_on_the_known_capacity():
-    # One worker, 2 ms per query: 500 queries/s at most (a little less: each sleep overshoots ~0.1 ms).
+    # One worker, 2 ms per query: exactly 500 queries/s.
     # Below capacity an M/D/1 queue's p90 stays within 20 ms up to ~85 % load, so the answer lies between
     # ~0.55 and 1.0 of capacity. A finite run (0.8 s) is lenient above capacity by about bound / (0.9 × run)
     # = 2.8 %, since its queue has little time to grow — hence the 5 % headroom on top.
@@ -28,14 +32,13 @@ def test_find_max_converges_on_the_known_capacity():
                              tolerance=0.08, max_probes=8)
     finally:
         target.close()
-    assert found.capacity_estimate_qps == pytest.approx(500, rel=0.2)
-    assert found.max_valid_qps is not None
+    assert found.capacity_estimate_qps == pytest.approx(500, rel=0.01)
     assert 0.55 * 500 <= found.max_valid_qps <= 1.05 * 500
     valid = [p.target_qps for p in found.probes if p.valid]
     invalid = [p.target_qps for p in found.probes if not p.valid]
     assert max(valid) == found.max_valid_qps and invalid and min(invalid) > found.max_valid_qps
     assert found.converged and found.lowest_invalid_qps <= found.max_valid_qps * 1.08 + 1e-6
-    assert found.best is not None and found.best.valid
+    assert found.best.valid and found.best.settings["target_qps"] == pytest.approx(found.max_valid_qps)
     assert found.to_dict()["probes"]
 
 

@@ -42,10 +42,10 @@ def test_single_stream_loadgen_agrees_with_ours(tmp_path):
     assert summary.scenario == "SingleStream" and summary.mode == "PerformanceOnly"
     assert summary.result == "VALID" and summary.valid
     assert summary.fields["Min duration satisfied"] == "Yes"
-    assert summary.early_stopping_estimate_ms is not None and summary.percentiles_ms["99.00"] > 0
-    assert 2.0 <= summary.metric_value < 6.0
+    # lower bounds only (each query sleeps 2 ms); how much slower a busy machine makes it is not bounded
+    assert summary.early_stopping_estimate_ms >= 2.0 and summary.percentiles_ms["99.00"] >= 2.0
+    assert summary.metric_value >= 2.0
     assert cmp["verdicts_agree"] and cmp["figures_agree"], cmp
-    assert 5.0 <= cmp["tolerance_pct"] < 50.0
     assert run.errors == 0 and run.to_dict()["summary"]["result"] == "VALID"
 
 
@@ -64,7 +64,9 @@ def test_server_overload_both_harnesses_say_invalid(sleep2, tmp_path):
 def test_offline_and_multi_stream_complete(sleep2, tmp_path):
     off = run_mlperf(sleep2, ScenarioSettings(scenario="offline", min_duration_s=0.3, warmup_s=0.1), tmp_path / "o")
     assert off.summary.scenario == "Offline" and off.summary.metric_unit == "samples/s"
-    assert 200 < off.summary.metric_value < 600
+    # at most 8 samples per 16 ms sleep = 500 samples/s (+4 % for the edges of the timed window); no lower
+    # bound, since a busy machine only makes it slower
+    assert 0 < off.summary.metric_value <= 520
     ms = run_mlperf(sleep2, ScenarioSettings(scenario="multi-stream", percentile=0.9, min_query_count=64,
                                              min_duration_s=0.3, warmup_s=0.05), tmp_path / "m")
     assert ms.summary.scenario == "MultiStream" and ms.summary.result == "VALID"

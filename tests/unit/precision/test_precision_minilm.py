@@ -38,12 +38,13 @@ def test_export_matches_sentence_transformers(minilm):
 
 
 def test_fp16_embeddings_keep_cosine_above_0_999(minilm):
-    from tensorforge.bench.accuracy import accuracy_data, resolve_model
+    from tensorforge.engine.source import resolve_source
+    from tensorforge.models.accuracy_data import accuracy_data
     from tensorforge.precision import PrecisionOptions, apply_precision
     from tensorforge.precision.evaluate import run_model, score
 
     path, _ = minilm
-    model, _, _ = resolve_model(path)
+    model = resolve_source(path).onnx_model()
     data = accuracy_data("sentences", model, batch=32)
     half, report = apply_precision(model, PrecisionOptions("fp16"))
     assert any("Softmax" in why for why in report.kept_fp32_ops.values())      # attention softmax stays FP32

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from tensorforge.engine.build import resolve_source
+from tensorforge.engine.source import resolve_source
 from tensorforge.errors import InputError
 from tensorforge.graph.io import normalize
 from tensorforge.graph.pipelines import run_pipeline
@@ -44,7 +44,7 @@ def fragile_mnist() -> onnx.ModelProto:
     least: 97.6 -> 94.8 % top-1) is made dead (weights 0, bias -1: always 0 after ReLU), and every conv2
     filter gets weight 1000 on that channel — FP32 never feels it, but each per-channel INT8 weight scale
     fitted to 1000 rounds the real weights to 0."""
-    model, _, _ = resolve_source("mnist_cnn")
+    model = resolve_source("mnist_cnn").model
     inits = {t.name: t for t in model.graph.initializer}
     w1, b1, w2 = (numpy_helper.to_array(inits[n]).copy() for n in ("onnx::Conv_31", "onnx::Conv_32", "onnx::Conv_34"))
     w1[2], b1[2] = 0.0, -1.0
@@ -56,9 +56,9 @@ def fragile_mnist() -> onnx.ModelProto:
 
 @pytest.fixture(scope="module")
 def mnist():
-    from tensorforge.bench.datasets_io import accuracy_data
+    from tensorforge.models.accuracy_data import accuracy_data
 
-    model = prepared(resolve_source("mnist_cnn")[0])
+    model = prepared(resolve_source("mnist_cnn").model)
     data = accuracy_data("mnist5k", model)
     return model, data, CalibrationSpec(data=data.calibration_data())
 

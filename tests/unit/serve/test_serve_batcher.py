@@ -1,4 +1,8 @@
-"""DynamicBatcher with plain functions as executors: rows, queue bounds, cancel, timeout, priority, failures."""
+"""DynamicBatcher with plain functions as executors: rows, queue bounds, cancel, timeout, priority, failures.
+
+Whatever depends on time (the queue-delay window, timeouts, queue-time accounting) runs
+on a :class:`ManualClock` and is checked exactly; nothing here bounds wall-clock time.
+"""
 
 import threading
 import time
@@ -6,6 +10,7 @@ from concurrent.futures import CancelledError
 
 import numpy as np
 import pytest
+from batcher_clock import ManualClock
 
 from tensorforge.errors import ConfigError, InputError, ModelUnavailable, QueueFullError, RequestTimeout
 from tensorforge.serve.batching import BatcherConfig, DynamicBatcher
@@ -62,16 +67,41 @@ def test_concurrent_clients_each_get_their_own_rows():
     assert max(stats["batch_sizes"]) <= 16
 
 
+class Records:
+    """An observer that keeps every batch record and drop reason."""
+
+    def __init__(self):
+        self.records, self.dropped = [], []
+
+    def batch_done(self, record):
+        self.records.append(record)
+
+    def request_dropped(self, reason):
+        self.dropped.append(reason)
+
+
 def test_lone_request_on_an_idle_batcher_does_not_wait_for_the_window():
-    with DynamicBatcher(lambda inputs: {"y": inputs["x"]}, BatcherConfig(max_queue_delay_ms=5000)) as batcher:
-        t0 = time.perf_counter()
-        assert batcher.submit(x(1)).result(timeout=4)["y"][0, 0] == 1.0     # not held for the 5 s window
-        assert time.perf_counter() - t0 < 1.0
+    clock, obs = ManualClock(), Records()
+    with DynamicBatcher(lambda inputs: {"y": inputs["x"]}, BatcherConfig(max_queue_delay_ms=5000),
+                        clock=clock, observer=obs) as batcher:
+        # the manual clock never moves: a request held for the 5 s window would never complete
+        assert batcher.submit(x(1)).result(timeout=5)["y"][0, 0] == 1.0
+    assert obs.records[0].queue_fill_s == (0.0,)
+
+
+def test_without_idle_dispatch_the_window_holds_a_lone_request_exactly():
+    clock, obs = ManualClock(start=100.0), Records()
     strict = BatcherConfig(max_queue_delay_ms=300, idle_dispatch=False)  # Triton's rule: the window holds it
-    with DynamicBatcher(lambda inputs: {"y": inputs["x"]}, strict) as batcher:
-        t0 = time.perf_counter()
-        batcher.submit(x(1)).result(timeout=4)
-        assert time.perf_counter() - t0 >= 0.29
+    with DynamicBatcher(lambda inputs: {"y": inputs["x"]}, strict, clock=clock, observer=obs) as batcher:
+        seen = clock.await_waits(1)                  # the instance waits for a submission
+        future = batcher.submit(x(1))
+        seen = clock.await_waits(seen + 1)           # ... saw it, and waits for the window to close
+        clock.advance_to(100.299)
+        clock.await_waits(seen + 1)                  # ... looked again at 100.299 s and still waits
+        assert not future.done()
+        clock.advance_to(100.0 + 0.3)
+        assert future.result(timeout=5)["y"][0, 0] == 1.0
+    assert obs.records[0].queue_fill_s == (pytest.approx(0.3),)
 
 
 def test_queue_full_rejects_at_once_and_counts_it():
@@ -109,11 +139,17 @@ def test_cancelled_request_is_dropped_before_compute():
 def test_timeout_fails_the_request_without_computing_it():
     gate = Gate()
     gate.open.clear()
-    batcher = DynamicBatcher(gate, BatcherConfig(max_batch_size=1, max_queue_delay_ms=0))
+    clock = ManualClock(start=100.0)
+    batcher = DynamicBatcher(gate, BatcherConfig(max_batch_size=1, max_queue_delay_ms=0), clock=clock)
     batcher.submit(x(0))
-    assert gate.started.wait(5)
+    assert gate.started.wait(5)                   # the only instance is busy: nothing else waits on the clock
     late = batcher.submit(x(5), timeout_ms=30)
-    with pytest.raises(RequestTimeout, match="timed out"):
+    seen = clock.await_waits(1)                   # the reaper waits for the deadline, 100.030 s
+    clock.advance_to(100.029)
+    clock.await_waits(seen + 1)                   # ... looked at 100.029 s and waits again
+    assert not late.done()
+    clock.advance_to(100.0 + 0.03)
+    with pytest.raises(RequestTimeout, match="timed out after 30.0 ms"):
         late.result(5)                            # the reaper fails it while the instance is still busy
     gate.open.set()
     batcher.close()
@@ -196,12 +232,24 @@ def test_instances_run_concurrently():
         assert [f.result(10)["y"][0, 0] for f in futures] == [0.0, 1.0, 2.0, 3.0]
 
 
+def open_once_closing(batcher, gate):
+    """Open the gate from another thread once ``close`` has begun, so ``close`` meets a busy instance."""
+    def run():
+        deadline = time.monotonic() + 10.0       # a hang guard only
+        while not batcher.closed and time.monotonic() < deadline:
+            time.sleep(0.001)
+        gate.open.set()
+
+    threading.Thread(target=run, daemon=True).start()
+
+
 def test_close_drains_queued_work():
     gate = Gate()
     gate.open.clear()
     batcher = DynamicBatcher(gate, BatcherConfig(max_batch_size=2, max_queue_delay_ms=1000))
     futures = [batcher.submit(x(i)) for i in range(5)]
-    threading.Timer(0.05, gate.open.set).start()
+    assert gate.started.wait(5)                  # request 0 runs; 1-4 are queued behind the shut gate
+    open_once_closing(batcher, gate)
     batcher.close(drain=True)
     assert [f.result(0)["y"][0, 0] for f in futures] == [0.0, 2.0, 4.0, 6.0, 8.0]
     with pytest.raises(ModelUnavailable):
@@ -215,7 +263,7 @@ def test_close_without_drain_fails_queued_work():
     running = batcher.submit(x(0))
     assert gate.started.wait(5)
     queued = batcher.submit(x(1))
-    threading.Timer(0.05, gate.open.set).start()
+    open_once_closing(batcher, gate)
     batcher.close(drain=False)
     assert running.result(5)["y"][0, 0] == 0.0      # a started batch completes
     with pytest.raises(ModelUnavailable):
@@ -243,31 +291,25 @@ def test_bad_requests_and_configs():
 
 
 def test_observer_sees_batches_and_drops():
-    class Obs:
-        def __init__(self):
-            self.records, self.dropped = [], []
-
-        def batch_done(self, record):
-            self.records.append(record)
-
-        def request_dropped(self, reason):
-            self.dropped.append(reason)
-
-    obs = Obs()
+    obs = Records()
     gate = Gate()
     gate.open.clear()
+    clock = ManualClock(start=100.0)
     batcher = DynamicBatcher(gate, BatcherConfig(max_batch_size=4, max_queue_delay_ms=0, max_queue_size=1),
-                             observer=obs)
+                             observer=obs, clock=clock)
     batcher.submit(x(0, rows=2))
     assert gate.started.wait(5)
     waiting = batcher.submit(x(1))
     with pytest.raises(QueueFullError):
         batcher.submit(x(2))
-    time.sleep(0.02)
+    clock.advance(0.02)                           # the first batch computes for 20 ms of the clock
     gate.open.set()
     waiting.result(5)
     batcher.close()
     assert obs.dropped == ["rejected"]
     assert [r.rows for r in obs.records] == [2, 1]
-    second = obs.records[1]
-    assert second.queue_instance_s[0] > 0.0 and second.error is None   # it waited for the busy instance
+    first, second = obs.records
+    assert first.compute_s == pytest.approx(0.02) and first.queue_fill_s == (0.0,)
+    # it waited the whole 20 ms for the busy instance, none of it for the batch to fill
+    assert second.queue_instance_s == (pytest.approx(0.02),) and second.queue_fill_s == (0.0,)
+    assert second.error is None

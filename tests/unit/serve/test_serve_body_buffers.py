@@ -3,6 +3,9 @@
 import asyncio
 
 import numpy as np
+import pytest
+
+pytest.importorskip("httptools")     # serve/wire.py parses HTTP/1.1 with it (the serve extra)
 
 from tensorforge.serve.wire import WireServer, _Connection
 from tensorforge.serve.wire_cycle import Cycle

@@ -4,6 +4,9 @@ growth, and the byte where the binary tensors start stays 64-byte aligned."""
 import asyncio
 
 import numpy as np
+import pytest
+
+pytest.importorskip("httptools")     # serve/wire.py parses HTTP/1.1 with it (the serve extra)
 
 from tensorforge.serve.wire import _FIRST_BODY, WireServer, _Connection
 from tensorforge.serve.wire_cycle import Cycle

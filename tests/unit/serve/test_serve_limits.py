@@ -10,12 +10,16 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from tritonclient.grpc import service_pb2
 
 from tensorforge.errors import InputError, RequestTimeout
 from tensorforge.serve.batching import BatcherConfig, DynamicBatcher
 from tensorforge.serve.grpc_codec import decode_grpc_request
 from tensorforge.serve.protocol import decode_http_request
+
+
+def pb2():
+    """KServe v2 gRPC messages (tritonclient, in the serve extra): a test that needs them skips without it."""
+    return pytest.importorskip("tritonclient.grpc").service_pb2
 
 
 def body(shape, datatype="FP32", data=None, binary=None, parameters=None, extra=None):
@@ -46,7 +50,7 @@ def test_bytes_shape_is_checked_against_the_data_before_allocating(count):
 
 
 def test_bytes_shape_over_grpc_is_checked_before_allocating():
-    request = service_pb2.ModelInferRequest(model_name="m")
+    request = pb2().ModelInferRequest(model_name="m")
     request.inputs.add(name="t", datatype="BYTES", shape=[2**27])
     request.raw_input_contents.append(b"")
     peak, message = peak_bytes_of(lambda: decode_grpc_request(request))
@@ -64,7 +68,7 @@ def test_impossible_shapes_are_input_errors(shape, data, message):
         decode_http_request(raw, n)
     if max(shape) >= 2**63:
         return                                                # gRPC shapes are int64: it cannot even be sent
-    request = service_pb2.ModelInferRequest(model_name="m")
+    request = pb2().ModelInferRequest(model_name="m")
     request.inputs.add(name="t", datatype="FP32", shape=shape)
     request.raw_input_contents.append(np.asarray(data, np.float32).tobytes())
     with pytest.raises(InputError, match=message):
@@ -103,7 +107,7 @@ def test_parameters_are_range_checked_by_name(key, value):
     raw, n = body([1], data=[1.0], parameters={key: value})
     with pytest.raises(InputError, match=f"parameter '{key}'"):
         decode_http_request(raw, n)
-    request = service_pb2.ModelInferRequest(model_name="m")
+    request = pb2().ModelInferRequest(model_name="m")
     request.inputs.add(name="t", datatype="FP32", shape=[1]).contents.fp32_contents.append(1.0)
     if isinstance(value, int) and value >= 0:
         request.parameters[key].uint64_param = value

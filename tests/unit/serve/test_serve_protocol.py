@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tritonclient.grpc import service_pb2
-from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
 from tensorforge.errors import InputError
 from tensorforge.serve.grpc_codec import decode_grpc_request, encode_grpc_response
@@ -26,6 +24,11 @@ from tensorforge.serve.protocol import (
 )
 
 NUMERIC = [d for d in DATATYPES if d != "BYTES"]
+
+
+def pb2():
+    """KServe v2 gRPC messages (tritonclient, in the serve extra): a test that needs them skips without it."""
+    return pytest.importorskip("tritonclient.grpc").service_pb2
 
 
 def sample(datatype, shape, seed=0):
@@ -68,6 +71,9 @@ def test_json_accepts_nested_data():
 
 
 def test_bytes_tensors_match_tritonclient_serialization():
+    triton_utils = pytest.importorskip("tritonclient.utils")
+    serialize_byte_tensor = triton_utils.serialize_byte_tensor
+    deserialize_bytes_tensor = triton_utils.deserialize_bytes_tensor
     value = np.array([b"hello", b"", "wörld".encode()], dtype=object).reshape(3, 1)
     ours = array_to_bytes(value)
     assert ours == serialize_byte_tensor(value).item()
@@ -85,7 +91,7 @@ def test_bytes_tensors_match_tritonclient_serialization():
 @given(datatype=st.sampled_from(NUMERIC), rows=st.integers(1, 4), cols=st.integers(1, 5), seed=st.integers(0, 999),
        binary=st.booleans())
 def test_response_round_trips_through_tritonclient_result_parser(datatype, rows, cols, seed, binary):
-    from tritonclient.http import InferResult
+    InferResult = pytest.importorskip("tritonclient.http").InferResult
 
     value = sample(datatype, (rows, cols), seed)
     request = InferRequest(inputs={}, datatypes={}, outputs=[("out", binary)], id="q")
@@ -139,7 +145,7 @@ def test_request_parameters_are_read():
 
 def test_grpc_codec_raw_and_typed_contents():
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
-    req = service_pb2.ModelInferRequest(model_name="m", id="g")
+    req = pb2().ModelInferRequest(model_name="m", id="g")
     req.inputs.add(name="x", datatype="FP32", shape=[2, 3])
     req.raw_input_contents.append(x.tobytes())
     req.parameters["priority"].uint64_param = 2
@@ -147,7 +153,7 @@ def test_grpc_codec_raw_and_typed_contents():
     decoded = decode_grpc_request(req)
     np.testing.assert_array_equal(decoded.inputs["x"], x)
     assert (decoded.priority, decoded.timeout_us, decoded.outputs) == (2, 1000, None)
-    typed = service_pb2.ModelInferRequest(model_name="m")
+    typed = pb2().ModelInferRequest(model_name="m")
     t = typed.inputs.add(name="x", datatype="INT64", shape=[3])
     t.contents.int64_contents.extend([1, 2, 3])
     assert decode_grpc_request(typed).inputs["x"].tolist() == [1, 2, 3]

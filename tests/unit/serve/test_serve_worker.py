@@ -8,7 +8,7 @@ import pytest
 
 import tensorforge
 from tensorforge.engine.runtime import Engine
-from tensorforge.errors import ServingError
+from tensorforge.errors import InputError, ServingError
 from tensorforge.serve import InferenceServer, ServerConfig
 from tensorforge.serve.worker import ProcessInstance, ThreadInstance, read_message, write_message
 
@@ -38,7 +38,7 @@ def test_process_instance_matches_thread_instance(engine_path):
         expected = tensorforge.load(engine_path, threads=1).run(x)["y"]
         np.testing.assert_allclose(thread.run({"x": x})["y"], expected, rtol=1e-6)
         np.testing.assert_allclose(proc.run({"x": x})["y"], expected, rtol=1e-6)
-        with pytest.raises(RuntimeError, match="InputError"):       # a failure in the child fails that call only
+        with pytest.raises(InputError, match="axis 1 must be 3"):   # a failure in the child fails that call only
             proc.run({"x": x[:, :2]})
         np.testing.assert_allclose(proc.run({"x": x})["y"], expected, rtol=1e-6)
         proc._proc.kill()                                            # a crashed child is restarted

@@ -1,7 +1,7 @@
 """The joint search (tune/joint.py): precision × backend × settings under an accuracy budget.
 
 Real ONNX Runtime and OpenVINO on the shipped trained MNIST classifier and its real held-out
-digits. The one stand-in is OpenVINO's report of native BF16 (``native_precisions``), which
+digits. The one stand-in is OpenVINO's report of native BF16 (``capabilities``), which
 this project's AVX2-only machines cannot give: that test says so.
 """
 
@@ -16,8 +16,9 @@ import pytest
 from tensorforge.backends.base import SessionConfig
 from tensorforge.backends.registry import get_backend, register_backend, unregister_backend
 from tensorforge.core.specs import io_specs
-from tensorforge.engine.build import BuildOptions, build, resolve_source
-from tensorforge.errors import BuildError, InputError
+from tensorforge.engine.build import BuildOptions, build
+from tensorforge.engine.source import resolve_source
+from tensorforge.errors import ConfigError, InputError
 from tensorforge.graph.io import normalize
 from tensorforge.graph.pipelines import run_pipeline
 from tensorforge.precision import AccuracyBudget, CalibrationSpec
@@ -38,9 +39,9 @@ def _slowed():
 
 @pytest.fixture(scope="module")
 def mnist():
-    from tensorforge.bench.datasets_io import accuracy_data
+    from tensorforge.models.accuracy_data import accuracy_data
 
-    model, _, _ = resolve_source("mnist_cnn")
+    model = resolve_source("mnist_cnn").model
     model, _ = run_pipeline(normalize(model)[0], "default")
     return model, accuracy_data("mnist5k", model)
 
@@ -157,10 +158,12 @@ def _variant_bytes(model, data) -> bytes:
 def test_openvino_native_bf16_becomes_a_candidate_where_the_cpu_has_it(mnist, monkeypatch):
     """Stand-in: the plugin's answer is replaced, so the test holds on hosts without native BF16 (AVX2-only ones)."""
     pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    from tensorforge.backends.base import Capabilities
     from tensorforge.backends.openvino import OpenVinoBackend
     from tensorforge.tune import variants
 
-    monkeypatch.setattr(OpenVinoBackend, "native_precisions", lambda self, device="cpu": ["bf16"])
+    monkeypatch.setattr(OpenVinoBackend, "capabilities",
+                        lambda self, device="cpu": Capabilities(frozenset({"fp32", "int8", "bf16"}), qdq_int8=True))
     model, data = mnist
     v, _, _ = variants.make_variants(model, _opts(data), ["fp32", "bf16", "int8"], data.validation, lambda m: None,
                                      [])
@@ -185,9 +188,9 @@ def test_options_are_checked():
         OptimizeOptions(precisions=("int4",))
     with pytest.raises(InputError, match="calibration methods"):
         OptimizeOptions(methods=("kl",))
-    with pytest.raises(BuildError, match="not both"):
+    with pytest.raises(ConfigError, match="not both"):
         BuildOptions(optimize="latency", tune="latency")
-    with pytest.raises(BuildError, match="narrows"):
+    with pytest.raises(ConfigError, match="narrows"):
         BuildOptions(precisions=("int8",))
 
 
@@ -196,12 +199,13 @@ def test_build_records_the_pick_the_front_and_whether_accuracy_is_known(tmp_path
                            BuildOptions(optimize="latency", eval_data="mnist5k", accuracy_budget="1.0",
                                         tune_budget_s=5.0, tune_cache=False, tune_backends=("onnxruntime",)))
     m = engine.manifest
-    assert m["accuracy"]["known"] is True and m["accuracy"]["loss"] <= 1.0
-    opt = m["build"]["optimization"]
-    assert opt["chosen"]["status"] == "chosen" and opt["front"]
-    assert m["precision"] == opt["precision"] and m["backend"]["name"] == opt["chosen"]["backend"]
-    assert report.optimization["timed_candidates"].startswith(f"{len(m['build']['tuning']['candidates'])} candidates")
+    assert m.accuracy is not None and m.accuracy["known"] is True and m.accuracy["loss"] <= 1.0
+    opt = m.build.optimization
+    assert opt is not None and opt["chosen"]["status"] == "chosen" and opt["front"]
+    assert m.precision == opt["precision"] and m.backend.name == opt["chosen"]["backend"]
+    assert m.build.tuning is not None
+    assert report.optimization["timed_candidates"].startswith(f"{len(m.build.tuning['candidates'])} candidates")
     session = engine.session()
     out = session.run({engine.inputs[0].name: np.zeros((2, 1, 28, 28), np.float32)})
     assert next(iter(out.values())).shape == (2, 10)
-    json.dumps(m)                   # the manifest stays plain data
+    json.dumps(m.to_dict())         # the manifest serializes to plain data

@@ -1,4 +1,10 @@
-"""Evaluation data for ``tensorforge accuracy``: built-in datasets or an ``.npz``, split three ways.
+"""Datasets for accuracy work: the held-out and calibration data types, and built-in datasets
+or an ``.npz`` split three ways.
+
+:class:`EvalData` (held-out batches and optional labels: what the accuracy guard and the
+accuracy table judge on) and :class:`CalibrationData` (feeds INT8 ranges are collected from,
+with a fingerprint) are plain data, defined here at the bottom so that ``precision``,
+``tune``, ``engine`` and ``bench`` share them.
 
 ``accuracy_data(source, model)`` returns :class:`AccuracyData` with disjoint
 ``calibration`` (INT8 ranges), ``validation`` (the accuracy guard) and ``test`` (the
@@ -14,8 +20,9 @@ table) parts, shaped for the model's inputs:
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,12 +30,54 @@ import onnx
 
 from ..core.specs import TensorSpec, io_specs
 from ..errors import InputError
-from ..precision.calibration import CalibrationData
-from ..precision.evaluate import EvalData
 
-__all__ = ["AccuracyData", "accuracy_data", "BUILTIN"]
+__all__ = ["AccuracyData", "CalibrationData", "EvalData", "accuracy_data", "BUILTIN"]
 
 BUILTIN = ("mnist5k", "digits", "sentences")
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """Held-out batches (never the calibration samples) and optional integer labels."""
+
+    batches: list[dict[str, np.ndarray]]
+    labels: np.ndarray | None = None
+    output: str | None = None          # the output to score; None = the model's first
+    name: str = "held-out"
+
+    def __post_init__(self) -> None:
+        if not self.batches:
+            raise InputError("evaluation data holds no batches")
+        if self.labels is not None:
+            rows = sum(next(iter(b.values())).shape[0] for b in self.batches)
+            if rows != len(self.labels):
+                raise InputError(f"evaluation data has {rows} samples but {len(self.labels)} labels")
+
+    @property
+    def samples(self) -> int:
+        return sum(next(iter(b.values())).shape[0] for b in self.batches)
+
+    def head(self, samples: int) -> "EvalData":
+        """The first ``samples`` rows (whole batches), for cheap sensitivity probes."""
+        out, n = [], 0
+        for b in self.batches:
+            if n >= samples:
+                break
+            out.append(b)
+            n += next(iter(b.values())).shape[0]
+        labels = None if self.labels is None else self.labels[:n]
+        return EvalData(out, labels, self.output, self.name)
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    """Feed dicts ready to run, and what they were made from."""
+
+    batches: list[dict[str, np.ndarray]]
+    samples: int
+    source: str
+    fingerprint: str                     # sha256 over the feeds' bytes, shapes and names
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -44,8 +93,6 @@ class AccuracyData:
         return sum(next(iter(b.values())).shape[0] for b in self.calibration)
 
     def calibration_data(self) -> CalibrationData:
-        import hashlib
-
         digest = hashlib.sha256()
         for b in self.calibration:
             for k in sorted(b):
@@ -75,7 +122,7 @@ def _image_input(specs: list[TensorSpec], dataset: str, shape: tuple[int, int, i
 
 
 def _from_images(name: str, specs: list[TensorSpec], batch: int) -> AccuracyData:
-    from ..models import datasets
+    from . import datasets
 
     meta = datasets.info(name)
     input_name, nhwc = _image_input(specs, name, meta.image_shape)
@@ -123,7 +170,7 @@ def _from_npz(path: str, specs: list[TensorSpec], batch: int) -> AccuracyData:
 
 
 def _from_sentences(specs: list[TensorSpec], batch: int) -> AccuracyData:
-    from ..models import sentences
+    from . import sentences
 
     parts = {split: sentences.feeds(specs, split) for split in ("calibration", "validation", "test")}
     return AccuracyData("sentences", _batches(parts["calibration"], batch),

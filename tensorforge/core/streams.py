@@ -4,7 +4,7 @@ TensorRT's multi-stream idea on a CPU (or any backend whose ``run`` is safe to c
 several threads, as ONNX Runtime's and OpenVINO's are): one compiled model, N worker
 threads each issuing its own requests. The backend releases the GIL while it computes, so
 the streams overlap. The caller sizes the session's intra-op threads to ``cores // N``
-(see :func:`threads_per_stream`), so N narrow jobs replace one wide one — which wins
+(see :func:`threads_per_worker`), so N narrow jobs replace one wide one — which wins
 depends on the model and batch, and is measured (``bench --streams``, the tuner).
 
 :class:`StreamPool` keeps its threads alive between calls: ``pool(feeds)`` runs ``feeds`` on
@@ -31,19 +31,27 @@ from ..errors import InputError
 RunFn = Callable[[Mapping[str, np.ndarray]], Any]
 
 
-def threads_per_stream(streams: int, cores: int | None = None) -> int:
-    """Intra-op threads for each of ``streams`` streams sharing ``cores`` (default: the physical cores).
+def physical_cores() -> int:
+    """This host's physical cores (the logical count where psutil cannot tell)."""
+    import psutil
 
-    >>> threads_per_stream(4, cores=16), threads_per_stream(3, cores=2)
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Intra-op threads for each of ``workers`` concurrent sessions sharing ``cores``.
+
+    The one rule for every layer that runs several sessions at once — streams of a
+    :class:`StreamPool`, batcher instances of the server and the load generator:
+    ``max(1, cores // workers)``, ``cores`` defaulting to the physical cores (what ONNX Runtime
+    sizes its own intra-op pool to: two hyper-threads of one core share its vector units).
+
+    >>> threads_per_worker(4, cores=16), threads_per_worker(3, cores=2)
     (4, 1)
     """
-    if streams < 1:
-        raise InputError(f"streams must be >= 1, got {streams}")
-    if cores is None:
-        import psutil
-
-        cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    return max(1, cores // streams)
+    if workers < 1:
+        raise InputError(f"workers must be >= 1, got {workers}")
+    return max(1, (physical_cores() if cores is None else cores) // workers)
 
 
 class StreamPool:

@@ -1,4 +1,4 @@
-"""Tests for tensorforge.bench.stats: hand-computed values, numpy as reference, properties."""
+"""Tests for tensorforge.core.stats: the percentile definition on hand-computed examples, properties."""
 
 from __future__ import annotations
 
@@ -10,30 +10,61 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tensorforge.bench import stats
-from tensorforge.bench.stats import latency_stats, noise, ratio_within_noise
+from tensorforge.core import stats
+from tensorforge.core.stats import latency_stats, noise, percentile, percentile_index, ratio_within_noise
 
 MS = 1_000_000  # nanoseconds per millisecond
 
 
 def test_hand_computed_percentiles_on_four_samples() -> None:
+    # LoadGen's definition: sorted [1, 2, 3, 4], the p-quantile at index min(3, floor(4 * p))
     s = latency_stats([1 * MS, 2 * MS, 3 * MS, 4 * MS])
-    # linear: position = q/100 * (n-1) = q * 0.03 over sorted [1, 2, 3, 4]
     assert s.count == 4
     assert s.min_ms == 1.0 and s.max_ms == 4.0
     assert s.mean_ms == 2.5
-    assert s.p50_ms == pytest.approx(2.5)   # pos 1.5
-    assert s.p90_ms == pytest.approx(3.7)   # pos 2.7
-    assert s.p95_ms == pytest.approx(3.85)  # pos 2.85
-    assert s.p99_ms == pytest.approx(3.97)  # pos 2.97
+    assert s.p50_ms == 3.0     # floor(2.0)  = 2 -> 3 (numpy's 'linear' would say 2.5)
+    assert s.p90_ms == 4.0     # floor(3.6)  = 3 -> 4
+    assert s.p95_ms == 4.0     # floor(3.8)  = 3 -> 4
+    assert s.p99_ms == 4.0     # floor(3.96) = 3 -> 4
+    assert s.p97_ms == 4.0 and s.p999_ms == 4.0
     assert s.std_ms == pytest.approx(np.sqrt(1.25))  # population std of 1..4
 
 
 def test_hand_computed_on_unsorted_odd_count() -> None:
     s = latency_stats([5 * MS, 1 * MS, 3 * MS])
-    assert s.p50_ms == 3.0
-    assert s.p90_ms == pytest.approx(4.6)  # pos 1.8 over [1, 3, 5]
+    assert s.p50_ms == 3.0     # sorted [1, 3, 5]: floor(1.5) = 1 -> 3
+    assert s.p90_ms == 5.0     # floor(2.7) = 2 -> 5
     assert s.mean_ms == 3.0
+
+
+def test_percentile_definition_on_ten_values() -> None:
+    values = [70, 10, 100, 40, 20, 90, 30, 60, 80, 50]          # sorted: 10, 20, ..., 100
+    assert percentile(values, 0.0) == 10
+    assert percentile(values, 0.5) == 60                         # index floor(5.0) = 5
+    assert percentile(values, 0.9) == 100                        # index floor(9.0) = 9
+    assert percentile(values, 0.89) == 90                        # index floor(8.9) = 8
+    assert percentile(values, 1.0) == 100                        # clamped to the last
+    assert percentile(sorted(values), 0.25, presorted=True) == 30   # index floor(2.5) = 2
+    assert [percentile_index(1000, p) for p in (0.5, 0.9, 0.99, 0.999)] == [500, 900, 990, 999]
+
+
+def test_percentile_is_always_a_sample() -> None:
+    rng = np.random.default_rng(0)
+    ns = rng.lognormal(mean=15, sigma=0.3, size=1001).astype(np.int64)
+    s = latency_stats(ns)
+    ms = set((ns / 1e6).tolist())
+    assert {s.p50_ms, s.p90_ms, s.p95_ms, s.p99_ms} <= ms
+    assert s.p99_ms == np.sort(ns)[990] / 1e6 and s.p999_ms == np.sort(ns)[999] / 1e6
+    assert s.mean_ms == pytest.approx((ns / 1e6).mean(), rel=1e-12)
+    assert s.std_ms == pytest.approx((ns / 1e6).std(), rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [-0.01, 1.01, float("nan")])
+def test_percentile_rejects_bad_fractions(bad) -> None:
+    with pytest.raises(ValueError, match="fraction"):
+        percentile([1, 2, 3], bad)
+    with pytest.raises(ValueError, match="at least one"):
+        percentile([], 0.5)
 
 
 def test_single_sample() -> None:
@@ -41,20 +72,10 @@ def test_single_sample() -> None:
     assert (s.min_ms, s.p50_ms, s.p99_ms, s.max_ms, s.std_ms) == (1.5, 1.5, 1.5, 1.5, 0.0)
 
 
-def test_matches_numpy() -> None:
-    rng = np.random.default_rng(0)
-    ns = rng.lognormal(mean=15, sigma=0.3, size=1001).astype(np.int64)
-    s = latency_stats(ns)
-    ms = ns / 1e6
-    for q, got in [(50, s.p50_ms), (90, s.p90_ms), (95, s.p95_ms), (99, s.p99_ms)]:
-        assert got == pytest.approx(np.percentile(ms, q), rel=1e-12)
-    assert s.mean_ms == pytest.approx(ms.mean(), rel=1e-12)
-    assert s.std_ms == pytest.approx(ms.std(), rel=1e-12)
-
-
 def test_to_dict_is_json() -> None:
     d = latency_stats([MS, 2 * MS]).to_dict()
-    assert set(d) == {"count", "min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "std_ms"}
+    assert set(d) == {"count", "min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p97_ms", "p99_ms", "p999_ms",
+                      "max_ms", "std_ms"}
     assert json.loads(json.dumps(d)) == d
     assert isinstance(d["count"], int) and isinstance(d["p50_ms"], float)
 
@@ -77,9 +98,8 @@ def test_invalid_samples_raise(bad) -> None:
 @given(st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=300))
 def test_property_order(samples: list[int]) -> None:
     s = latency_stats(samples)
-    assert s.min_ms <= s.p50_ms <= s.p90_ms <= s.p95_ms <= s.p99_ms <= s.max_ms
+    assert s.min_ms <= s.p50_ms <= s.p90_ms <= s.p95_ms <= s.p97_ms <= s.p99_ms <= s.p999_ms <= s.max_ms
     assert s.min_ms <= s.mean_ms <= s.max_ms
-    assert s.std_ms >= 0
     assert s.count == len(samples)
 
 

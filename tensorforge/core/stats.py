@@ -1,15 +1,22 @@
-"""Latency statistics and run-to-run noise for ``tensorforge bench``.
+"""Latency statistics, the one percentile definition, and run-to-run noise — shared by every layer.
 
-Timings come in as integer nanoseconds (what :func:`time.perf_counter_ns` gives) and
-go out in milliseconds. Percentiles use numpy's default ``'linear'`` method (type 7 of
-Hyndman & Fan: interpolate between the two nearest order statistics), so they match
-``np.percentile(samples, q)`` exactly and are not always one of the samples.
+Timings come in as integer nanoseconds (what :func:`time.perf_counter_ns` gives); the
+summaries go out in milliseconds.
+
+**Percentile definition** (:func:`percentile`): MLPerf LoadGen's — of ``n`` latencies sorted
+ascending, the ``p``-quantile is the value at 0-based index ``min(n - 1, floor(n * p))``.
+It is used for every reported latency percentile (``bench``'s :class:`LatencyStats`, the
+load generator's summaries, the tuner's p50), so "p99" means one thing everywhere, and our
+load-test figures match the official LoadGen's on the same data. It is always one of the
+measured latencies (never an interpolation between two), so a reported p99 is a latency
+that really happened. Note it is not numpy's default ``'linear'`` method: for 4 samples
+``[1, 2, 3, 4]`` ms the p50 is 3 ms (index ``floor(4 * 0.5) = 2``), not 2.5 ms.
 
 Example::
 
     >>> s = latency_stats([1_000_000, 2_000_000, 3_000_000, 4_000_000])
     >>> s.p50_ms, s.max_ms
-    (2.5, 4.0)
+    (3.0, 4.0)
     >>> noise([1_000_000] * 10).noisy
     False
     >>> ratio_within_noise(9.0, 10.0, noise_pct=5.0)   # 9 ms vs 10 ms: 10 % quicker
@@ -24,7 +31,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["LatencyStats", "latency_stats", "Noise", "noise", "ratio_within_noise"]
+__all__ = ["LatencyStats", "latency_stats", "Noise", "noise", "percentile", "percentile_index",
+           "ratio_within_noise", "REPORTED_PERCENTILES"]
 
 _NS_PER_MS = 1e6
 
@@ -38,7 +46,7 @@ def _as_ms(samples_ns: Sequence[int] | np.ndarray) -> np.ndarray:
             f"{arr.shape} — pass one timing per run, e.g. arr.ravel()"
         )
     if arr.size == 0:
-        raise ValueError("no latency samples: run at least one timed iteration (--iterations >= 1)")
+        raise ValueError("no latency samples: run at least one timed iteration")
     if arr.dtype.kind not in "iuf":
         raise ValueError(f"latency samples must be numbers of nanoseconds, got dtype {arr.dtype}")
     ms = arr.astype(np.float64) / _NS_PER_MS
@@ -52,9 +60,14 @@ def _as_ms(samples_ns: Sequence[int] | np.ndarray) -> np.ndarray:
     return ms
 
 
+REPORTED_PERCENTILES = (0.50, 0.90, 0.95, 0.97, 0.99, 0.999)
+
+
 @dataclass(frozen=True)
 class LatencyStats:
-    """Summary of one timed run, in milliseconds. ``std_ms`` is the population std (ddof=0)."""
+    """The one latency summary (bench's per-call latencies, the load generator's per-query ones), in
+    milliseconds: the :data:`REPORTED_PERCENTILES` by :func:`percentile`; ``std_ms`` is the
+    population std (ddof=0)."""
 
     count: int
     min_ms: float
@@ -62,7 +75,9 @@ class LatencyStats:
     p50_ms: float
     p90_ms: float
     p95_ms: float
+    p97_ms: float
     p99_ms: float
+    p999_ms: float
     max_ms: float
     std_ms: float
 
@@ -70,28 +85,61 @@ class LatencyStats:
         return asdict(self)
 
 
+def percentile_index(n: int, p: float) -> int:
+    """0-based index of the ``p``-quantile (``p`` a fraction in [0, 1]) among ``n`` sorted values.
+
+    ``min(n - 1, floor(n * p))``, LoadGen's rule (see the module doc).
+
+    >>> percentile_index(4, 0.5), percentile_index(100, 0.99), percentile_index(10, 1.0)
+    (2, 99, 9)
+    """
+    if n < 1:
+        raise ValueError("no values: a percentile needs at least one")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"a percentile is a fraction in [0, 1] (p99 is 0.99), got {p}")
+    return min(n - 1, int(n * p))
+
+
+def percentile(values: Sequence[float] | np.ndarray, p: float, *, presorted: bool = False) -> Any:
+    """The ``p``-quantile of ``values`` by the one definition (module doc): one of the values, same type.
+
+    ``presorted=True`` skips the sort when ``values`` are already ascending.
+
+    >>> percentile([40, 10, 30, 20], 0.5), percentile([40, 10, 30, 20], 0.99)
+    (30, 40)
+    """
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"percentile needs a flat sequence of values, got shape {arr.shape}")
+    if not presorted:
+        arr = np.sort(arr)
+    return arr[percentile_index(int(arr.size), p)].item()
+
+
 def latency_stats(samples_ns: Sequence[int] | np.ndarray) -> LatencyStats:
     """Summarise per-iteration latencies given in nanoseconds.
 
-    Percentiles use ``np.percentile(..., method='linear')`` (numpy's default). Raises
-    :class:`ValueError` for an empty, non-flat, non-finite or negative input.
+    Percentiles by :func:`percentile` (LoadGen's definition). Raises :class:`ValueError` for an
+    empty, non-flat, non-finite or negative input.
 
     >>> latency_stats([5_000_000]).p99_ms
     5.0
     """
-    ms = _as_ms(samples_ns)
-    p50, p90, p95, p99 = np.percentile(ms, [50, 90, 95, 99], method="linear")
-    lo, hi = float(ms.min()), float(ms.max())
+    ms = np.sort(_as_ms(samples_ns))
+    p50, p90, p95, p97, p99, p999 = (float(percentile(ms, p, presorted=True)) for p in REPORTED_PERCENTILES)
+    lo, hi = float(ms[0]), float(ms[-1])
     # The mean of floats can land a rounding error outside [min, max]; clamp it back.
     mean = min(max(float(ms.mean()), lo), hi)
     return LatencyStats(
         count=int(ms.size),
         min_ms=lo,
         mean_ms=mean,
-        p50_ms=float(p50),
-        p90_ms=float(p90),
-        p95_ms=float(p95),
-        p99_ms=float(p99),
+        p50_ms=p50,
+        p90_ms=p90,
+        p95_ms=p95,
+        p97_ms=p97,
+        p99_ms=p99,
+        p999_ms=p999,
         max_ms=hi,
         std_ms=float(ms.std(ddof=0)),
     )
@@ -123,6 +171,9 @@ def noise(
     samples_ns: Sequence[int] | np.ndarray, *, windows: int = 5, threshold_pct: float = 10.0
 ) -> Noise:
     """Split the run, in order, into ``windows`` equal-count windows and compare their medians.
+
+    The window medians are numpy medians (the mean of the two middle values for an even count):
+    a centre for the drift check, not a reported latency percentile.
 
     ``spread_pct = (max - min) / median(window medians) * 100``; ``cv_pct`` is the
     population standard deviation of all samples over their mean, in percent. Windows

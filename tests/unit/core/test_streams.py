@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
+from tensorforge.core.streams import StreamPool, threads_per_worker
 from tensorforge.engine.runtime import Engine
-from tensorforge.engine.streams import StreamPool, threads_per_stream
 from tensorforge.errors import InputError
 
 
@@ -98,16 +98,16 @@ def test_reset_latencies_and_close():
 def test_bad_stream_counts():
     with pytest.raises(InputError, match="streams must be >= 1"):
         StreamPool(lambda feeds: None, streams=0)
-    with pytest.raises(InputError, match="streams must be >= 1"):
-        threads_per_stream(0)
+    with pytest.raises(InputError, match="workers must be >= 1"):
+        threads_per_worker(0)
 
 
-def test_threads_per_stream_splits_the_cores():
-    assert threads_per_stream(1, cores=8) == 8
-    assert threads_per_stream(2, cores=8) == 4
-    assert threads_per_stream(3, cores=8) == 2
-    assert threads_per_stream(16, cores=8) == 1     # never zero
-    assert threads_per_stream(1) >= 1               # the machine's physical cores
+def test_threads_per_worker_splits_the_cores():
+    assert threads_per_worker(1, cores=8) == 8
+    assert threads_per_worker(2, cores=8) == 4
+    assert threads_per_worker(3, cores=8) == 2
+    assert threads_per_worker(16, cores=8) == 1     # never zero
+    assert threads_per_worker(1) >= 1               # the machine's physical cores
 
 
 def test_streams_share_one_real_session(engine_path):

@@ -201,7 +201,7 @@ def _build_best(source: str, path: str, batch: int, budget_s: float, calibration
                               "accuracy_budget": accuracy_budget, "tune_budget_s": budget_s, "tune_cache": False}
     t = time.perf_counter()
     engine, report = tensorforge.build(source, path, tensorforge.BuildOptions(**kwargs))
-    optimization = dict(report.optimization or {})
+    optimization = dict(report.to_dict()["optimization"] or {})
     known = optimization.get("accuracy_known")
     return {"build_options": kwargs, "build_s": round(time.perf_counter() - t, 1),
             "chosen": optimization.pop("chosen", None), "front": optimization.pop("front", None),

@@ -149,7 +149,7 @@ def main() -> int:
             _, tuned = build(args.model, None, BuildOptions(max_batch=32, device=args.device, tune="throughput",
                                                             tune_batch=32, tune_budget_s=args.tune_budget,
                                                             tune_cache=False))
-            result["tuning"] = tuned.tuning
+            result["tuning"] = tuned.tuning.to_dict() if tuned.tuning else None
         except Exception as exc:
             result["errors"].append(f"tune: {type(exc).__name__}: {exc}"[:500])
         result["tune_wall_s"] = round(time.perf_counter() - t, 1)

@@ -117,9 +117,10 @@ def _tuned(model: str, objective: str, batch: int, budget: float, path: str) -> 
                         tune_cache=False)
     _, report = build(model, path, opts)
     assert report.tuning is not None
-    return {"winner": report.tuning["winner"], "tune_s": report.tuning["elapsed_s"], "candidates": [
+    tuning = report.tuning.to_dict()         # the benchmark's JSON holds the tuner's rows as the report writes them
+    return {"winner": tuning["winner"], "tune_s": tuning["elapsed_s"], "candidates": [
         {k: r[k] for k in ("candidate", "status", "throughput_sps", "ratio", "noise_pct", "reason")}
-        for r in report.tuning["candidates"]]}
+        for r in tuning["candidates"]]}
 
 
 def _best_batch(model_bytes: bytes, inputs: list, batches: list[int]) -> tuple[int, dict[int, float]]:

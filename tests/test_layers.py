@@ -24,7 +24,8 @@ ROWS: list[tuple[str, ...]] = [
     ("serve", "loadgen", "bench", "report", "scale"),
     ("engine",),
     ("tune",),
-    ("precision", "graph"),
+    # prune (issue 17): structured/semi-structured pruning, an ONNX -> ONNX transform beside precision.
+    ("precision", "graph", "prune"),
     ("backends",),
     ("models",),
     ("core",),
@@ -42,6 +43,9 @@ SAME_ROW_ALLOWED: dict[tuple[str, str], str] = {
                          "bench's result types",
     ("precision", "graph"): "precision keys its calibration cache by graph.io's model hash; both are "
                             "ONNX -> ONNX transforms on one row",
+    ("prune", "graph"): "pruning counts MACs/params with graph.analysis; both are ONNX -> ONNX transforms on one row",
+    ("prune", "precision"): "the sensitivity-aware ratio search reuses precision's layer sensitivity and accuracy "
+                            "guard (prune.guarded), as the issue asks: one sensitivity machinery",
 }
 # Names of the top package any layer may import: tensorforge/__init__.py loads its API lazily,
 # so importing this constant pulls in no layer.

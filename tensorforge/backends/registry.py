@@ -45,11 +45,25 @@ def unregister_backend(name: str) -> None:
     _BACKENDS.pop(name, None)
 
 
+def canonical_name(name: str) -> str:
+    """``name`` as registered: exactly, else ignoring case (``OpenVINO`` -> ``openvino``); an unknown name
+    raises BackendUnavailable with the close matches ("did you mean") and the known names."""
+    if name in _BACKENDS:
+        return name
+    folded = [n for n in _BACKENDS if n.lower() == str(name).lower()]
+    if folded:
+        return folded[0]
+    import difflib
+
+    close = difflib.get_close_matches(str(name).lower(), list(_BACKENDS), n=2, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    raise BackendUnavailable(f"unknown backend {name!r}{hint}; known backends: {', '.join(_BACKENDS)}")
+
+
 def get_backend(name: str = DEFAULT_BACKEND) -> Backend:
-    """The backend called ``name``, checked usable here; raises BackendUnavailable otherwise."""
-    target = _BACKENDS.get(name)
-    if target is None:
-        raise BackendUnavailable(f"unknown backend {name!r}; known backends: {', '.join(_BACKENDS)}")
+    """The backend called ``name`` (any case), checked usable here; raises BackendUnavailable otherwise."""
+    name = canonical_name(name)
+    target = _BACKENDS[name]
     if isinstance(target, str):
         module_name, cls_name = target.split(":")
         backend: Backend = getattr(importlib.import_module(module_name), cls_name)()

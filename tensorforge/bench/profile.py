@@ -137,8 +137,12 @@ def profile_engine(engine_or_path: Engine | str | os.PathLike[str], *, batch: in
         options = {}
     config = SessionConfig(device=settings.device, threads=settings.threads, options=options)
     profiler = profiler_for(name)
-    feeds = random_inputs(engine.inputs, batch, seed)
-    if any(isinstance(d, str) or d is None for s in engine.inputs for d in s.shape[1:]):
+    opt = engine.manifest.profiles[0].shapes("opt") if engine.manifest.profiles else None
+    feeds = random_inputs(engine.inputs, batch, seed, opt=opt)
+    if opt:
+        notes.append("symbolic non-batch input axes at the shape profile's opt: "
+                     + ", ".join(f"{k} {'x'.join(map(str, a.shape))}" for k, a in feeds.items()))
+    elif any(isinstance(d, str) or d is None for s in engine.inputs for d in s.shape[1:]):
         notes.append("symbolic non-batch input axes were set to 1")
     raw = profiler(engine.model_bytes, config, feeds, runs, warmup)
     return summarize(raw, engine, batch=batch, runs=runs, warmup=warmup, device=config.device, notes=notes)

@@ -58,6 +58,7 @@ class BenchOptions:
     precision: str = "fp32"          # built at this precision when the target is an ONNX file or zoo name
     calibration: Any = None          # INT8 calibration data (see BuildOptions); None = random (speed only)
     streams: tuple[int, ...] = (1,)  # concurrent streams on one session; one row per batch and stream count
+    shapes: Any = None               # shape profile(s) for the build (BuildOptions.shapes): run at each "opt"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -126,13 +127,16 @@ def _load_target(target: Any, options: BenchOptions) -> tuple[Engine, bytes | No
         if options.precision != "fp32" and options.precision != built:
             raise InputError(f"{engine.name!r} is a {built} engine; its precision is fixed at build time. Bench the "
                              "ONNX file or zoo name to compare precisions")
+        if options.shapes is not None:
+            raise InputError(f"{engine.name!r} is an engine file: its shape profiles were fixed when it was built; "
+                             "rebuild it with `shapes`, or bench the ONNX file or zoo name with `shapes`")
         return engine, _original_bytes(engine), engine.name, []
     model = src.onnx_model()
     calibration = options.calibration
     if options.precision == "int8" and calibration is None:
         calibration = "random"
     engine, report = build(src, options=BuildOptions(threads=options.threads, precision=options.precision,
-                                                     calibration=calibration))
+                                                     calibration=calibration, shapes=options.shapes))
     return engine, model.SerializeToString(), src.name, list(report.warnings)
 
 
@@ -199,12 +203,14 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
              if options.baseline and original is not None else {})
 
     rows = []
+    # Non-batch dynamic axes (a sequence length) at the engine's shape profile "opt", not 1.
+    opt_shapes = engine.manifest.profiles[0].shapes("opt") if engine.manifest.profiles else None
     cases = [(b, n) for b in options.batches for n in options.streams]
     for step, (batch, n) in enumerate(cases):
         where = f"batch {batch}" + (f", {n} streams" if n > 1 else "")
         if progress:
             progress(where, step / len(cases))
-        feeds = random_inputs(engine.inputs, batch, seed=options.seed + batch)
+        feeds = random_inputs(engine.inputs, batch, seed=options.seed + batch, opt=opt_shapes)
         threads = options.threads_for(n)
         ours = _Contender(sessions[threads].run, n)
         theirs = _Contender(peers[threads], n) if peers else None
@@ -222,7 +228,7 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
         "name": label,
         "source": engine.manifest.model.source,
         "inputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape),
-                    "bench_shape_at_batch_1": list(concrete_shape(s, 1))} for s in engine.inputs],
+                    "bench_shape_at_batch_1": list(concrete_shape(s, 1, opt_shapes))} for s in engine.inputs],
         "precision": engine.manifest.precision,
         "backend": engine.manifest.backend.name,
     }

@@ -26,3 +26,21 @@ def para(text: str, width: int = 88) -> str:
     import textwrap
 
     return textwrap.fill(" ".join(text.split()), width)
+
+
+def dynamic_axis_warnings(inputs: list[dict[str, Any]], used_key: str, hint: str) -> list[str]:
+    """The warning (one line, or none) for inputs whose non-batch axes are dynamic (a sequence length): each
+    axis and the value it was run at (``inputs[i][used_key]``: the shape at batch 1), and how to choose
+    another (``hint``). Integer inputs are said to carry random ids, not real tokens."""
+    parts, ints = [], False
+    for spec in inputs:
+        shape, used = list(spec.get("shape", [])), list(spec.get(used_key) or [])
+        axes = [(i, d) for i, d in enumerate(shape) if i > 0 and not isinstance(d, int)]
+        if not axes or len(used) != len(shape):
+            continue
+        parts.append(f"{spec.get('name')} " + ", ".join(f"{d or f'axis {i}'}={used[i]}" for i, d in axes))
+        ints = ints or "int" in str(spec.get("dtype", ""))
+    if not parts:
+        return []
+    return [f"dynamic input axes run at: {'; '.join(parts)}" + (" (random integer ids)" if ints else "")
+            + f". {hint}"]

@@ -27,7 +27,7 @@ def _order(point: dict[str, Any]) -> tuple[int, float]:
 def print_optimization(report: Any) -> None:
     from rich.table import Table
 
-    opt = report.optimization
+    opt = report.optimization.to_dict()      # printed from its JSON, the schema --report writes
     known = opt["accuracy_known"]
     title = (f"optimize for {opt['objective']} at batch {opt['batch']}: "
              + (f"accuracy on {opt['accuracy_data']}, budget {opt['budget']}" if known

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.precisions import BUILD_PRECISIONS
-from ._fmt import console, err_console, para, write_json
+from ._fmt import console, para, write_json
 
 HELP = "accuracy (top-1/top-5 or fidelity to FP32) and throughput of a model at FP32, FP16, BF16 and INT8"
 
@@ -47,17 +47,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..api.accuracy import accuracy
+    from ._checks import library_progress
 
     precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
-    with Progress(TextColumn("accuracy {task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        task = bar.add_task(args.model, total=1.0)
-
+    # one line per precision (and per calibration batch) when piped, a bar on a terminal
+    with library_progress(f"accuracy {args.model}") as step:
         def progress(label: str, fraction: float) -> None:
-            bar.update(task, completed=fraction, description=f"{args.model}: {label}")
+            step(label if fraction >= 1 else f"{label} (precision {round(fraction * len(precisions)) + 1} of "
+                 f"{len(precisions)})", fraction)
 
         table = accuracy(args.model, args.data, precisions, budget=args.budget, method=args.method,
                          activations=args.activations, batch=args.batch, duration_s=args.duration,

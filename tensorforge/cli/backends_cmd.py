@@ -16,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from ..backends.registry import describe_backends
@@ -28,8 +29,10 @@ def _run(args: argparse.Namespace) -> int:
         devices: list[str] = row["devices"]  # type: ignore[assignment]
         notes: list[str] = row.get("notes") or []  # type: ignore[assignment]
         detail = ", ".join(f"{k} {v}" for k, v in versions.items()) if row["available"] else row["reason"]
-        table.add_row(str(row["name"]), "yes" if row["available"] else "no", ", ".join(devices), str(detail),
-                      _share(row.get("conformance")), "\n".join(notes))
+        # escape: the reasons carry install hints like pip install 'tensorforge[openvino]', and rich would
+        # read [openvino] as a markup tag and drop it
+        table.add_row(escape(str(row["name"])), "yes" if row["available"] else "no", escape(", ".join(devices)),
+                      escape(str(detail)), _share(row.get("conformance")), escape("\n".join(notes)))
     console.print(table)
     console.print("onnx conformance: of the models with test data inside the onnx package, how many build, run "
                   "and match their shipped outputs on the backend (the rest: typed refusals, or known wrong "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.precisions import PRECISIONS
-from ._fmt import console, err_console, para
+from ._fmt import console, para
 
 HELP = "measure throughput, latency percentiles, memory and power at several batch sizes"
 DEFAULT_MODEL = "mobilenet_v2"
@@ -56,30 +56,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib", metavar="DATA",
                    help="INT8 calibration data (see `tensorforge build --help`); default: random inputs, which "
                         "is fine for speed but says nothing of accuracy (use `tensorforge accuracy` for that)")
+    p.add_argument("--shapes", action="append", metavar="NAME:MIN,OPT,MAX",
+                   help="for models with dynamic non-batch axes (a sequence length): the shape profile to build "
+                        "with, as in `tensorforge build --shapes`; the rows run at (the first profile's) OPT, e.g. "
+                        "input_ids:1x16,1x64,8x128 (default: the model's own profile; the length used is printed)")
     p.add_argument("--json", metavar="FILE", help="write every figure and setting as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per batch size as CSV")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..bench.precisions import bench_precisions
     from ..bench.runner import BenchOptions, batches_from_text, streams_from_text
     from ..report.bench import write_bench_csv, write_bench_json
+    from ._checks import library_progress
 
     precisions = [x.strip() for x in args.precision.split(",") if x.strip()] or ["fp32"]
     options = BenchOptions(batches=batches_from_text(args.batch), duration_s=args.duration, warmup_s=args.warmup,
                            min_iterations=args.min_iterations, threads=args.threads, baseline=args.baseline,
-                           calibration=args.calib, streams=streams_from_text(args.streams))
-    with Progress(TextColumn("bench {task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        task = bar.add_task(args.model, total=1.0)
-
-        def progress(label: str, fraction: float) -> None:
-            bar.update(task, completed=fraction, description=f"{args.model} {label}")
-
-        results = bench_precisions(args.model, precisions, options, progress=progress)
+                           calibration=args.calib, streams=streams_from_text(args.streams),
+                           shapes=args.shapes)
+    # one line per row (batch, precision) when piped, a bar on a terminal; calibration batches too
+    with library_progress(f"bench {args.model}") as step:
+        results = bench_precisions(args.model, precisions, options, progress=lambda label, f: step(label, f))
     print_table(results)
     if args.json:
         write_bench_json(args.json, results)
@@ -108,3 +107,15 @@ def print_table(results) -> None:  # type: ignore[no-untyped-def]
     flags = command_flags("bench")
     for w in text.warnings:
         console.print(f"[yellow]warning:[/yellow] {to_flags(w, flags)}")
+    # sequence models: say on the terminal which length was measured, not only in --json
+    from rich.markup import escape
+
+    from ._fmt import dynamic_axis_warnings
+
+    seen: set[str] = set()
+    for r in results:
+        for w in dynamic_axis_warnings(r.model.get("inputs", []), "bench_shape_at_batch_1",
+                                       "Another length: --shapes NAME:MIN,OPT,MAX (rows run at OPT)"):
+            if w not in seen:
+                seen.add(w)
+                console.print(f"[yellow]warning:[/yellow] {escape(w)}")

@@ -103,13 +103,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "--precision and --backend/--tune-backends narrow it; --tune-budget bounds the timing")
     o.add_argument("--pareto-plot", metavar="PNG", help="with --optimize: also draw speed vs accuracy loss of every "
                    "candidate, the Pareto front and the pick, to this PNG file")
+    p.add_argument("--prune", metavar="SPEC", help="prune before the graph passes: channels:30%% (remove 30%% of the "
+                   "output channels, ranked by filter L1 norm; :l2 or :bn for another criterion), 2:4 (2 of every 4 "
+                   "weights zero) or unstructured:70%% — checked against the original with the same weights masked")
+    p.add_argument("--shapes", action="append", metavar="NAME:MIN,OPT,MAX", help="a shape profile (TensorRT's "
+                   "min/opt/max) for the dynamic inputs, e.g. input_ids:1x16,8x128,32x512; inputs sharing its axes "
+                   "follow it; several inputs of one profile separated by ';'; repeat --shapes for several profiles. "
+                   "The build verifies at each min, opt and max, and the engine refuses shapes outside them "
+                   "(default: derived from the model and printed)")
     p.add_argument("--report", metavar="JSON", help="also write the build report as JSON")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..engine.build import BuildOptions, build
+    from ._checks import check_output
 
+    # -o, --report, --pareto-plot and --threads are checked up front by main (cli/_checks.check_args); a
+    # calibration cache that does not exist yet is one more file this build will write
+    if args.calib_cache and not _exists(args.calib_cache):
+        check_output(args.calib_cache, "--calib-cache")
     options = BuildOptions(calibration_preprocess=_preprocess(args), calibration_samples=args.calib_samples,
                            pipeline=args.pipeline, batch=args.batch, max_batch=args.max_batch, backend=args.backend,
                            device=args.device, threads=args.threads, verify=not args.no_verify,
@@ -124,12 +137,14 @@ def _run(args: argparse.Namespace) -> int:
                            eval_data=args.eval_data, tune=args.tune, tune_budget_s=_seconds(args.tune_budget),
                            tune_batch=args.tune_batch, tune_cache=False if args.no_tune_cache else args.tune_cache,
                            tune_backends=tuple(b.strip() for b in args.tune_backends.split(",") if b.strip())
-                           if args.tune_backends else None)
+                           if args.tune_backends else None, prune=args.prune, shapes=args.shapes)
     if args.pareto_plot and not args.optimize:
         from ..errors import InputError
 
         raise InputError("--pareto-plot draws the --optimize search: add --optimize latency|throughput")
-    with console.status(f"building {args.model} ..."):
+    from ._checks import library_progress
+
+    with library_progress(f"build {args.model}"):       # stage lines when piped, a bar on a terminal
         _, report = build(args.model, args.output, options)
     print_report(report)
     if args.report:
@@ -137,8 +152,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.pareto_plot and report.optimization:
         from ..report.pareto import plot_front
 
-        console.print(f"wrote {plot_front(report.optimization, args.pareto_plot, title=report.name)}")
+        console.print(f"wrote {plot_front(report.optimization.to_dict(), args.pareto_plot, title=report.name)}")
     return 0
+
+
+def _exists(path: str) -> bool:
+    import os
+
+    return os.path.exists(path)
 
 
 def _seconds(text: str) -> float:
@@ -223,6 +244,15 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
                       + ("[green]passed[/green]" if v.passed else "[red]FAILED[/red]"))
         for name, what in v.nonfinite.items():
             console.print(f"[yellow]warning:[/yellow] output {name!r}: {what} — check the model and its inputs")
+    if report.pruning:
+        pr = report.pruning
+        console.print(f"pruned {pr['spec']}: parameters {human_count(pr['params_before'])} → "
+                      f"{human_count(pr['params_after'])}, MACs {human_count(pr['macs_before'])} → "
+                      f"{human_count(pr['macs_after'])}" + (f", {pr['sparsity']:.0%} of {pr['layers']} layers' weights "
+                                                           "zero" if "sparsity" in pr else ""))
+        if pr.get("guard"):
+            console.print(f"  {to_flags(pr['guard']['message'], flags)}")
+        console.print(f"  {pr['speed']}")
     _print_precision(report)
     if report.optimization is None:
         _print_tuning(report)
@@ -276,24 +306,22 @@ def _print_tuning(report) -> None:  # type: ignore[no-untyped-def]
     tuning = report.tuning
     if tuning is None:
         return
-    for note in tuning.get("notes", []):
+    for note in tuning.notes:
         console.print(f"  {note}")
-    table = Table(title=f"tuning for {tuning['objective']} at batch {tuning['batch']} on {tuning['device']} "
-                        f"({tuning['elapsed_s']:.0f} s; outputs checked against {tuning['reference']}, "
-                        f"tolerance {tuning['tolerance']:g})")
+    table = Table(title=f"tuning for {tuning.objective} at batch {tuning.batch} on {tuning.device} "
+                        f"({tuning.elapsed_s:.0f} s; outputs checked against {tuning.reference}, "
+                        f"tolerance {tuning.tolerance:g})")
     for col, justify in (("candidate", "left"), ("samples/s", "right"), ("p50 ms", "right"),
                          ("× incumbent", "right"), ("max err", "right"), ("verdict", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     styles = {"winner": "bold green", "faster": "green", "rejected": "red", "failed": "red", "skipped": "dim"}
-    for row in tuning["candidates"]:
-        status = row["status"]
-        verdict = status if not row["reason"] or status == "baseline" else f"{status}: {row['reason']}"
-        table.add_row(row["candidate"], _num(row["throughput_sps"], ".1f"), _num(row["p50_ms"], ".2f"),
-                      _num(row["ratio"], ".3f"), _num(row["max_err"], ".1e"), verdict,
-                      style=styles.get(status))
+    for row in tuning.candidates:
+        verdict = row.status if not row.reason or row.status == "baseline" else f"{row.status}: {row.reason}"
+        table.add_row(row.label, _num(row.throughput_sps, ".1f"), _num(row.p50_ms, ".2f"),
+                      _num(row.ratio, ".3f"), _num(row.max_err, ".1e"), verdict, style=styles.get(row.status))
     console.print(table)
-    console.print(f"backend: [bold]{report.backend}[/bold] {report.backend_settings} — "
-                  f"×{tuning['speedup_vs_first']:.3f} vs {tuning['candidates'][0]['candidate']}")
+    console.print(f"backend: [bold]{report.backend}[/bold] {report.backend_settings.to_dict()} — "
+                  f"×{tuning.speedup_vs_first:.3f} vs {tuning.candidates[0].label}")
 
 
 def _num(value, fmt: str) -> str:  # type: ignore[no-untyped-def]

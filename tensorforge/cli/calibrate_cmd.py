@@ -60,11 +60,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..api.calibrate import calibrate
     from ..errors import ConfigError
+    from ._checks import library_progress
     from .build_cmd import _preprocess
 
     if args.show < 0:
         raise ConfigError(f"--show must be >= 0, got {args.show}")
-    with console.status(f"calibrating {args.model} on {args.calib} (one pass) ..."):
+    with library_progress(f"calibrate {args.model}") as step:     # one line per calibration batch when piped
+        step(f"reading {args.calib} (one pass)")
         result = calibrate(args.model, args.calib, args.output, calibration_samples=args.calib_samples,
                            calibration_batch=args.calib_batch, bins=args.bins, batch=args.batch,
                            max_batch=args.max_batch, pipeline=args.pipeline, threads=args.threads,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 
 from ._fmt import console, err_console, para
@@ -24,7 +25,8 @@ _DESCRIPTION = para(
          "and for every configuration given (several TARGETs, or lists of --max-batch-size / "
          "--max-queue-delay-ms). --harness mlperf also runs the official MLPerf LoadGen on the same target and "
          "settings and prints its verdict beside ours. Results go to --out: results.json (every setting and "
-         "figure), an HdrHistogram .hgrm file per run, LoadGen's logs, and with --plot the latency-vs-load PNG.")
+         "figure), results.jsonl (each probe and run as it finishes, kept on Ctrl-C), an HdrHistogram .hgrm file "
+         "per run, LoadGen's logs, and with --plot the latency-vs-load PNG.")
 
 _EPILOG = """examples:
   tensorforge loadtest tiny_mlp                                       (single-stream, 5 s)
@@ -33,7 +35,16 @@ _EPILOG = """examples:
   tensorforge loadtest mobilenet_v2 --scenario server --sweep-latency 5,7,10,15,20ms --max-batch-size 1,4,8
   tensorforge loadtest http://127.0.0.1:8000 --model mobilenet_v2 --scenario offline
   tensorforge loadtest model.tfe --scenario single-stream --harness mlperf
-  tensorforge loadtest noop --scenario server --target-qps 20000 --latency-bound 1"""
+  tensorforge loadtest noop --scenario server --target-qps 20000 --latency-bound 1
+
+exit codes:
+  0  every result VALID (find-max / sweep: a VALID load was found)
+  1  the verdict is INVALID: the run failed (find-max: not even the lowest load probed was VALID;
+     several --target-qps: none of them VALID)
+  2  a bad argument or a missing extra (one line on stderr)
+  130 interrupted (Ctrl-C): the probes and runs so far stay in OUT/results.jsonl
+
+progress goes to stderr: a bar on a terminal, one line per step when piped."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -146,11 +157,48 @@ def _run(args: argparse.Namespace) -> int:
     batcher = {"instances": args.instances, "max_queue_size": args.queue_size}
     configs = target_configs(args.targets, _numbers(args.max_batch_size, int), _numbers(args.max_queue_delay_ms),
                              **batcher)
-    with err_console.status("loadtest: starting") as status:
-        report = loadtest(configs, options, progress=lambda m: status.update(f"loadtest: {m}"), outdir=args.out)
+    from pathlib import Path
+
+    from ._checks import progress_lines
+
+    # every probe and run goes to OUT/results.jsonl as it comes (one JSON line each, flushed): a Ctrl-C or a
+    # timeout keeps them; results.json (the whole report) is written at the end
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    partial = Path(args.out) / "results.jsonl"
+    kept = [0]
+    with open(partial, "w", encoding="utf-8") as log, progress_lines("loadtest") as step:
+        def on_result(label: str, row: dict) -> None:  # type: ignore[type-arg]
+            log.write(json.dumps({"config": label, **row}, default=str) + "\n")
+            log.flush()
+            kept[0] += 1
+            if row.get("kind") == "probe":
+                lat = row.get("percentile_latency_ms")
+                step(f"{label}: probe {row['target_qps']:g} QPS -> {'VALID' if row['valid'] else 'INVALID'}"
+                     + (f" (p-latency {lat:.2f} ms)" if lat is not None else ""))
+
+        try:
+            report = loadtest(configs, options, progress=step, outdir=args.out, on_result=on_result)
+        except KeyboardInterrupt:
+            err_console.print(f"interrupted: {kept[0]} result(s) kept in {partial}", markup=False)
+            return 130
     files = write_report(report, args.out, plot=args.plot)
     print_report(report)
     console.print(f"results: {files['json']}" + (f"; plot: {files['plot']}" if "plot" in files else ""))
+    return _exit_code(report)
+
+
+def _exit_code(report) -> int:  # type: ignore[no-untyped-def]
+    """1 when the verdict is INVALID: a single run failed, find-max found no VALID load, a --target-qps curve
+    has no VALID point (points past the knee are expected to fail), a sweep found none at any budget; else 0.
+    Documented in --help (exit codes)."""
+    if report.sweep is not None:
+        return 0 if any(v is not None for per in report.sweep.max_qps.values() for v in per.values()) else 1
+    for c in report.configs:
+        if c.find_max is not None:
+            if c.find_max.max_valid_qps is None:
+                return 1
+        elif c.runs and not any(r.valid for r in c.runs):
+            return 1
     return 0
 
 
@@ -215,6 +263,15 @@ def print_report(report) -> None:  # type: ignore[no-untyped-def]
     flags = command_flags("loadtest")      # the library's warnings name parameters; show the flags
     for w in sorted({w for r in runs for w in r.warnings if skip not in w}):
         console.print(f"[yellow]warning:[/yellow] {to_flags(w, flags)}")
+    from rich.markup import escape
+
+    from ._fmt import dynamic_axis_warnings
+
+    hint = "Another length: build the engine with --shapes NAME:MIN,OPT,MAX (requests use OPT)"
+    for w in dict.fromkeys(w for c in report.configs          # sequence models: the length that was sent
+                           for w in dynamic_axis_warnings(list(c.target.get("inputs") or []),
+                                                          "load_shape_at_batch_1", hint)):
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
 
 
 def _print_comparison(c) -> None:  # type: ignore[no-untyped-def]

@@ -113,15 +113,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import TensorForgeError
 
     try:
+        from ._checks import check_args
+
+        check_args(args)        # output folders and thread counts, before any long work starts
         return int(args.func(args) or 0)
     except TensorForgeError as exc:
         if args.debug:
             raise
         print(f"error: {to_flags(str(exc), command_flags(args.command))}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        # an optional extra that is not installed: name the extra, not the traceback
+        from ._checks import missing_extra
+
+        hint = missing_extra(exc)
+        if hint is None or args.debug:
+            raise
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # the environment said no (a port in use, a full disk, a missing folder): one line, exit 1
+        if args.debug:
+            raise
+        print(f"error: {_os_error(exc)} (--debug shows the traceback)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an OSError: what failed, on which file, and the usual fix."""
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    text = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        return f"{text}: another program listens on that port; stop it or choose another port"
+    if exc.errno == errno.ENOENT and exc.filename:
+        return f"{where}{text}; check the path (its folder must exist)"
+    return f"{where}{text}"
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="input data: FILE.npy, NAME=FILE.npy, or FILE.npz")
     p.add_argument("--topk", type=int, help="print the top-K classes per row of each 2-D output")
     p.add_argument("--threads", type=int, help="intra-op threads (default: backend's)")
-    p.add_argument("-o", "--output", help="save all outputs to this .npz file")
+    p.add_argument("-o", "--output", help="save all outputs to this file, in .npz format (written under exactly "
+                   "this name; read it back with numpy.load)")
     p.set_defaults(func=_run)
 
 
@@ -54,7 +55,7 @@ def read_inputs(items: list[str]) -> np.ndarray | dict[str, np.ndarray]:
 
 def _run(args: argparse.Namespace) -> int:
     from ..api.engine import engine_for, run
-
+    output = args.output        # checked writable up front by main (cli/_checks.check_args)
     engine = engine_for(args.engine, threads=args.threads)     # a missing engine is reported before the inputs
     outputs = run(engine, read_inputs(args.input), threads=args.threads)
     for name, value in outputs.items():
@@ -67,7 +68,10 @@ def _run(args: argparse.Namespace) -> int:
         else:
             with np.printoptions(precision=5, threshold=20, edgeitems=3):
                 console.print(f"  {value}")
-    if args.output:
-        np.savez(args.output, **outputs)  # type: ignore[arg-type]
-        console.print(f"saved outputs to {args.output}")
+    if output:
+        # write through an open file: np.savez(path) appends ".npz" to any other name, and the message must
+        # name the file that really exists
+        with open(output, "wb") as fh:
+            np.savez(fh, **outputs)  # type: ignore[arg-type]
+        console.print(f"saved outputs to {output}")
     return 0

@@ -6,7 +6,8 @@ rules with the same words wherever it is sent. The rules, in order: the inputs a
 NumPy arrays (or one array for a one-input model); no name is missing or unexpected; each
 array has the spec's dtype and rank; fixed dims match; symbolic dims are non-empty and bound
 to one size across all inputs; the batch (a symbolic axis 0) is at most ``max_batch``; and,
-when ``check_finite`` is on, float inputs hold no NaN/Inf. Each failure raises
+when ``check_finite`` is on, float inputs hold no NaN/Inf; with ``profiles`` (the engine's shape
+profiles, :mod:`~tensorforge.core.profiles`), the shapes lie within one profile's min..max. Each failure raises
 :class:`~tensorforge.errors.InputError` naming the input, what it got, what the model expects
 and what to do about it.
 
@@ -22,17 +23,20 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
+from .profiles import ShapeProfile, profile_for
 from .specs import TensorSpec
 
 __all__ = ["check_feeds", "shape_text"]
 
 
 def check_feeds(inputs: Any, specs: Sequence[TensorSpec], *, max_batch: int | None = None,
-                check_finite: bool = True, model: str | None = None) -> dict[str, np.ndarray]:
+                check_finite: bool = True, model: str | None = None,
+                profiles: Sequence[ShapeProfile] = ()) -> dict[str, np.ndarray]:
     """Check ``inputs`` against ``specs``; return the feed dict ``{name: array}`` or raise InputError.
 
     ``max_batch``: the most samples the model takes on a symbolic axis 0 (None: no limit).
     ``model``: the model's name, used in messages ("model 'x' expects …"; without it "the model").
+    ``profiles``: the engine's shape profiles; a feed must fit one of them (none given: no such check).
     """
     label = f"model {model!r}" if model else "the model"
     names = [s.name for s in specs]
@@ -54,7 +58,22 @@ def check_feeds(inputs: Any, specs: Sequence[TensorSpec], *, max_batch: int | No
     bound: dict[str, int] = {}        # symbolic dim -> the size the first input using it gave
     for spec in specs:
         _check_one(spec, feeds[spec.name], bound, max_batch, check_finite, label)
+    if profiles:
+        _check_profiles(feeds, profiles, label)
     return feeds
+
+
+def _check_profiles(feeds: Mapping[str, np.ndarray], profiles: Sequence[ShapeProfile], label: str) -> None:
+    """Refuse shapes outside every profile, naming the first input out of the first profile."""
+    shapes = {name: tuple(int(d) for d in a.shape) for name, a in feeds.items()}
+    if profile_for(profiles, shapes) is not None:
+        return
+    first = profiles[0]
+    bad = next((p for p in first.inputs if p.name in shapes and not p.fits(shapes[p.name])), first.inputs[0])
+    others = f" (nor any of its {len(profiles)} profiles)" if len(profiles) > 1 else ""
+    raise InputError(f"input {bad.name!r} has shape {list(shapes.get(bad.name, ()))}, outside the shape profile "
+                     f"of {label}: {bad.name} min {list(bad.min)} opt {list(bad.opt)} max {list(bad.max)}{others}; "
+                     "send shapes within it, or rebuild with --shapes covering them")
 
 
 def shape_text(shape: Sequence[int | str | None]) -> str:

@@ -11,7 +11,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -68,26 +68,33 @@ def io_specs(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorSpec]
     return inputs, outputs
 
 
-def concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:
-    """Axis 0 symbolic/unknown → ``batch``; other symbolic axes → 1 (stated in bench output)."""
+def concrete_shape(spec: TensorSpec, batch: int, opt: Mapping[str, Sequence[int]] | None = None) -> tuple[int, ...]:
+    """Axis 0 symbolic/unknown → ``batch``; other symbolic axes → the engine's shape profile "opt"
+    shape (``opt``: ``{input: shape}``, :meth:`~tensorforge.core.profiles.ShapeProfile.shapes`), else 1
+    (stated in bench output)."""
+    given = opt.get(spec.name) if opt else None
     shape = []
     for axis, d in enumerate(spec.shape):
         if isinstance(d, int):
             shape.append(d)
+        elif axis == 0:
+            shape.append(batch)
         else:
-            shape.append(batch if axis == 0 else 1)
+            shape.append(int(given[axis]) if given is not None and len(given) == len(spec.shape) else 1)
     return tuple(shape)
 
 
-def random_inputs(specs: Sequence[TensorSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random data in each input's dtype: N(0,1) floats, small non-negative ints, random bools.
+def random_inputs(specs: Sequence[TensorSpec], batch: int, seed: int = 0,
+                  opt: Mapping[str, Sequence[int]] | None = None) -> dict[str, np.ndarray]:
+    """Random data in each input's dtype: N(0,1) floats, small non-negative ints, random bools;
+    non-batch dynamic axes at the profile's ``opt`` shapes when given (see :func:`concrete_shape`).
 
     Integer inputs get values in [0, 2) so they stay valid as indices (token ids, gathers).
     """
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in specs:
-        shape = concrete_shape(spec, batch)
+        shape = concrete_shape(spec, batch, opt)
         dtype = np.dtype(spec.dtype)
         if dtype.kind == "f":
             feeds[spec.name] = rng.standard_normal(shape).astype(dtype)

@@ -7,19 +7,21 @@ own shapes: see verify_inputs.py); the :class:`BuildReport` says what every step
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Iterator
 
 import onnx
 
-from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
 from ..core.hashing import sha256
 from ..core.host import host_fingerprint, isa_flags, library_versions
 from ..core.precisions import BUILD_PRECISIONS
+from ..core.profiles import parse_shapes
+from ..core.progress import report as report_progress
 from ..core.specs import io_specs
 from ..core.tolerances import TOLERANCES
 from ..errors import ConfigError, ModelError, VerificationError
@@ -27,12 +29,18 @@ from ..graph import analysis
 from ..graph.batch import batch_dim_of, set_batch
 from ..graph.io import model_hash, normalize
 from ..graph.pipelines import run_pipeline
+from ..prune import PruneSpec, parse_prune, prune_model, speed_note
 from .device import backend_for_device, resolve_device
 from .format import MODEL_PAYLOAD, write_engine
+from . import profile_step
 from .manifest import BackendRecord, BackendSettings, BuildRecord, Manifest, ModelInfo, freeze
 from .runtime import Engine
 from .source import ModelSource, resolve_source
 from .verify import Verification, verify_build
+
+if TYPE_CHECKING:       # the tune package is imported lazily: only a tuned build needs it
+    from ..tune import Candidate, TuneResult
+    from ..tune.joint import OptimizeResult
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,11 @@ class BuildOptions:
     # the joint search (tune/joint.py): precision × backend × settings under accuracy_budget, for an objective
     optimize: str | None = None             # None | "latency" | "throughput"
     precisions: tuple[str, ...] | None = None       # narrow optimize's precisions (default: all; or `precision`)
+    # pruning before the passes (the prune package): "channels:30%" | "2:4" | "unstructured:70%"; a PruneSpec after init
+    prune: str | PruneSpec | None = None
+    # shape profiles (core/profiles.py): "input_ids:1x16,8x128,32x512", or a list of them (one per profile), or
+    # ShapeProfile objects; parsed to a tuple of ShapeProfile. None: defaults derived from the model
+    shapes: Any = None
 
     def __post_init__(self) -> None:
         if self.batch is not None and self.max_batch is not None:
@@ -92,6 +105,8 @@ class BuildOptions:
             raise ConfigError("give optimize or tune, not both: optimize searches the settings too")
         if self.precisions is not None and self.optimize is None:
             raise ConfigError("precisions narrows the optimize search; without optimize give precision")
+        object.__setattr__(self, "prune", parse_prune(self.prune))   # parsed once; ConfigError on a bad spec
+        object.__setattr__(self, "shapes", parse_shapes(self.shapes))
 
 
 @dataclass(frozen=True)
@@ -123,13 +138,20 @@ class BuildReport:
     precision: str = "fp32"
     precision_report: dict[str, Any] | None = None
     precision_check: dict[str, Any] | None = None
-    tuning: dict[str, Any] | None = None
-    optimization: dict[str, Any] | None = None
+    tuning: TuneResult | None = None
+    optimization: OptimizeResult | None = None
     backend: str = "onnxruntime"
-    backend_settings: dict[str, Any] = field(default_factory=dict)
+    backend_settings: BackendSettings = BackendSettings()
+    pruning: dict[str, Any] | None = None      # what prune= removed, its check, and what it does to speed
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The report's JSON (``tensorforge build --json``): the typed parts turned into their own JSON."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d.update(before=asdict(self.before), after=asdict(self.after),
+                 verification=asdict(self.verification) if self.verification else None,
+                 tuning=self.tuning.to_dict() if self.tuning else None,
+                 optimization=_without_tuning(self.optimization), backend_settings=self.backend_settings.to_dict())
+        return d
 
 
 def _model_source(source: Any, name: str | None) -> ModelSource:
@@ -155,8 +177,8 @@ def _check_graph(model: onnx.ModelProto, checker: bool) -> None:
         except Exception as exc:  # ValidationError, and ValueError for protos past protobuf's 2 GiB
             raise ModelError(f"the model fails the ONNX checker: {exc}") from exc
     known = set(onnx.TensorProto.DataType.values())
-    typed = [(v.name, v.type.tensor_type.elem_type) for v in (*model.graph.input, *model.graph.output,
-                                                              *model.graph.value_info) if v.type.HasField("tensor_type")]
+    values = (*model.graph.input, *model.graph.output, *model.graph.value_info)
+    typed = [(v.name, v.type.tensor_type.elem_type) for v in values if v.type.HasField("tensor_type")]
     for value, elem_type in typed + [(t.name, t.data_type) for t in model.graph.initializer]:
         if elem_type not in known:
             raise ModelError(f"graph value {value!r} has element type {elem_type}, which ONNX does not define; the "
@@ -201,6 +223,8 @@ def fp32_graph(source: Any, options: BuildOptions = BuildOptions(), *,
     src = _model_source(source, name)
     assert src.model is not None
     _, model, _, _ = _normalize(src.model, options)
+    if options.prune is not None:
+        model = prune_model(model, options.prune).model
     return run_pipeline(model, options.pipeline)[0], src.name, src.origin
 
 
@@ -213,6 +237,10 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
 
     >>> engine, report = build("mobilenet_v2", "mobilenet_v2.tfe")   # doctest: +SKIP
     """
+    if (options.tune is not None or options.optimize is not None) and _in_spawn_bootstrap():
+        # a tuning worker re-running a script without a main guard: leave quietly (no nested traceback per
+        # worker); the parent says what to fix, once
+        raise SystemExit(1)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     src = _model_source(source, name)
@@ -227,6 +255,16 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
     reference_model, model, old_batch, notes = _normalize(original, options)
     before = GraphSummary.of(reference_model)
     timings["normalize"] = time.perf_counter() - t
+    profiles, profile_note = profile_step.resolve(model, options.shapes, options.max_batch, original)
+    if profile_note:
+        notes.append(profile_note)
+    pruning = None
+    if options.prune is not None:
+        t = time.perf_counter()
+        reference_model, model, pruning = _prune(reference_model, model, old_batch, options, src.path, name)
+        notes.append(f"pruned {pruning['spec']}: params {pruning['params_before']} -> {pruning['params_after']}, "
+                     f"MACs {pruning['macs_before']} -> {pruning['macs_after']}")
+        timings["prune"] = time.perf_counter() - t
 
     t = time.perf_counter()
     optimized, pass_reports = run_pipeline(model, options.pipeline)
@@ -235,7 +273,9 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
     payload = optimized.SerializeToString()
 
     verification = None
+    verification_points: list[dict[str, Any]] = []
     if options.verify:
+        report_progress("verifying the optimized graph against the original", 0)
         t = time.perf_counter()
         verification = verify_build(reference_model, old_batch, payload, options,
                                     src.path,
@@ -247,20 +287,30 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
                 f"{verification.max_norm_err:.3g} > tolerance {verification.tolerance:.3g} "
                 f"(max abs {verification.max_abs_err:.3g}) on {verification.data}; nothing was written. Rebuild "
                 "with pipeline='none' to skip graph passes, and please report the model")
+        if profiles and options.verify_data is None:      # and at every profile's min, opt and max
+            t = time.perf_counter()
+            verification_points = profile_step.verify_points(reference_model, old_batch, payload, options, src.path,
+                                                             profiles, name)
+            timings["verify_profiles"] = time.perf_counter() - t
+            notes.append(f"verified at {len(verification_points)} profile points (min, opt, max): max normalized "
+                         f"error {max(r['max_norm_err'] for r in verification_points):.3g}")
 
     step = None
     optimization = None
     if options.optimize is not None:
         from . import precision_step
 
+        report_progress(f"searching precisions x backends for {options.optimize}", 0)
         t = time.perf_counter()
-        optimization = precision_step.optimize(optimized, options, device)
+        with _one_main_guard_error():
+            optimization = precision_step.optimize(optimized, options, device)
         timings["optimize"] = time.perf_counter() - t
         payload = optimization.model_bytes
         optimized = onnx.load_from_string(payload)
     elif options.precision != "fp32":
         from . import precision_step
 
+        report_progress(f"converting to {options.precision}", 0)
         t = time.perf_counter()
         step = precision_step.apply(optimized, options)
         timings["precision"] = time.perf_counter() - t
@@ -272,38 +322,39 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
         hint = _host_hint()
         if hint:
             notes.append(hint)
-    tuning = None
-    settings: dict[str, Any] = SessionConfig(device, options.threads).to_dict()
+    tuning: TuneResult | None = None
+    winner: Candidate | None = None
     if optimization is not None:
-        winner = optimization.candidate
-        backend = get_backend(winner.backend)
-        settings = dict(winner.session_config(device).to_dict(), streams=winner.streams)
+        tuning, winner = optimization.tuning, optimization.candidate
     elif options.tune is not None:
+        report_progress(f"tuning for {options.tune} (budget {options.tune_budget_s:g} s)", 0)
         t = time.perf_counter()
         tuning = _tune(payload, optimized, options, device, step.precision if step else "fp32")
         timings["tune"] = time.perf_counter() - t
-        winner = tuning.winner_candidate
+        winner = tuning.winner
+    settings = BackendSettings(device=device, threads=options.threads)
+    if winner is not None:                  # the tuner's pick, as one typed object into the manifest
         backend = get_backend(winner.backend)
-        settings = dict(winner.session_config(device).to_dict(), streams=winner.streams)
+        settings = BackendSettings(device=device, threads=winner.threads, options=freeze(dict(winner.options)),
+                                   streams=winner.streams)
 
     inputs, outputs = io_specs(optimized)
     manifest = Manifest(
         model=ModelInfo(name=name, source=origin, sha256_original=model_hash(original), sha256=sha256(payload),
                         opset=_opset(optimized)),
-        inputs=tuple(inputs), outputs=tuple(outputs), max_batch=options.max_batch,
+        inputs=tuple(inputs), outputs=tuple(outputs), max_batch=options.max_batch, profiles=profiles,
         precision=optimization.precision if optimization else step.precision if step else "fp32",
         accuracy=freeze(_accuracy_record(optimization)),
         backend=BackendRecord(name=backend.name, versions=freeze(backend.versions()),
-                              settings=BackendSettings(device=settings["device"], threads=settings["threads"],
-                                                       options=freeze(settings["options"]),
-                                                       streams=settings.get("streams"))),
+                              settings=settings),
         build=BuildRecord(
             date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), host=freeze(host_fingerprint()),
             libraries=freeze(library_versions()), pipeline=options.pipeline,
             passes=freeze([r.to_dict() for r in pass_reports]), notes=tuple(notes),
-            verification=freeze(asdict(verification)) if verification else None,
+            verification=freeze(dict(asdict(verification), profile_points=verification_points))
+            if verification else None,
             precision=None if step is None else freeze({"report": step.report, "check": step.check}),
-            tuning=freeze(tuning.to_dict() if tuning else optimization.tuning if optimization else None),
+            tuning=freeze(tuning.to_dict() if tuning else None),
             optimization=freeze(_without_tuning(optimization)),
             summary=freeze({"before": asdict(before), "after": asdict(after)})),
     )
@@ -323,10 +374,46 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
                          precision=manifest.precision,
                          precision_report=step.report if step else None,
                          precision_check=step.check if step else None,
-                         tuning=tuning.to_dict() if tuning else optimization.tuning if optimization else None,
-                         optimization=_without_tuning(optimization), backend=backend.name,
-                         backend_settings=settings)
+                         tuning=tuning, optimization=optimization, backend=backend.name,
+                         backend_settings=settings,
+                         pruning=None if pruning is None or options.prune is None else
+                         dict(pruning, speed=speed_note(options.prune, backend.name)))
     return engine, report
+
+
+def _prune(reference: onnx.ModelProto, model: onnx.ModelProto, old_batch: int | str | None, options: BuildOptions,
+           path: Any, name: str) -> tuple[onnx.ModelProto, onnx.ModelProto, dict[str, Any]]:
+    """(masked reference, pruned graph, summary): prune the batch-rewritten graph, and check it equals the
+    original with the same channels masked (or the same sparse weights) within the FP32 tolerance before the
+    passes run; that masked original is then the reference the rest of the build verifies against."""
+    assert isinstance(options.prune, PruneSpec)
+    guarded = None
+    if options.eval_data is not None and options.prune.kind == "channels":   # per-group ratios under the budget
+        from ..errors import BuildError
+        from ..precision import AccuracyBudget
+        from ..prune.guarded import guarded_prune
+        from .precision_step import resolve_eval_data
+
+        data = resolve_eval_data(options.eval_data, model)
+        budget = (AccuracyBudget.parse(options.accuracy_budget) if options.accuracy_budget is not None
+                  else AccuracyBudget.default_for(data))
+        guarded = guarded_prune(model, options.prune, data, budget, threads=options.threads)
+        if guarded.pruned is None:
+            raise BuildError(f"{guarded.message}; nothing was written")
+        result = guarded.pruned
+    else:
+        result = prune_model(model, options.prune)
+    masked = result.reference(reference)
+    summary = dict(result.summary, guard=guarded.to_dict() if guarded else None)
+    if options.verify:
+        check = verify_build(masked, old_batch, result.model.SerializeToString(), options, path)
+        summary["verification"] = asdict(check)
+        if not check.passed:
+            raise VerificationError(
+                f"pruned {name!r} ({result.spec}) differs from the original with the same channels masked: max "
+                f"normalized error {check.max_norm_err:.3g} > tolerance {check.tolerance:.3g} on {check.data}; "
+                "nothing was written. Please report the model; build without prune meanwhile")
+    return masked, result.model, summary
 
 
 def _host_hint() -> str | None:
@@ -339,19 +426,20 @@ def _host_hint() -> str | None:
             "build with optimize=latency|throughput (and eval_data= for the accuracy cost) to search them")
 
 
-def _accuracy_record(optimization: Any) -> dict[str, Any] | None:
+def _accuracy_record(optimization: OptimizeResult | None) -> dict[str, Any] | None:
     """What the manifest says of the engine's accuracy: measured against FP32 on held-out data, or unknown."""
     if optimization is None:
         return None
     chosen = optimization.chosen
     if not optimization.accuracy_known:
         return {"known": False, "why": "no held-out evaluation data: the build optimized for speed only",
-                "fidelity_on_random_inputs": chosen.score}
+                "fidelity_on_random_inputs": chosen.score.to_dict() if chosen.score else None}
     return {"known": True, "data": optimization.accuracy_data, "budget": optimization.budget,
-            "loss": chosen.loss, "loss_metric": optimization.loss_metric, "score": chosen.score}
+            "loss": chosen.loss, "loss_metric": optimization.loss_metric,
+            "score": chosen.score.to_dict() if chosen.score else None}
 
 
-def _without_tuning(optimization: Any) -> dict[str, Any] | None:
+def _without_tuning(optimization: OptimizeResult | None) -> dict[str, Any] | None:
     if optimization is None:
         return None
     d = optimization.to_dict()
@@ -359,7 +447,8 @@ def _without_tuning(optimization: Any) -> dict[str, Any] | None:
     return d
 
 
-def _tune(payload: bytes, model: onnx.ModelProto, options: BuildOptions, device: str, precision: str) -> Any:
+def _tune(payload: bytes, model: onnx.ModelProto, options: BuildOptions, device: str,
+          precision: str) -> TuneResult:
     from ..tune import TuneOptions, tune
 
     assert options.tune is not None
@@ -373,7 +462,34 @@ def _tune(payload: bytes, model: onnx.ModelProto, options: BuildOptions, device:
     tune_options = TuneOptions(objective=options.tune, batch=batch, budget_s=options.tune_budget_s, device=device,
                                precision=precision, backends=options.tune_backends, cache=options.tune_cache,
                                seed=options.seed)
-    return tune(payload, inputs, tune_options)
+    with _one_main_guard_error():
+        return tune(payload, inputs, tune_options)
+
+
+_MAIN_GUARD = ("the tuner's worker processes could not start: they start with multiprocessing's 'spawn', which "
+               "re-runs your script, so tune (build with tune=/optimize=) under `if __name__ == \"__main__\":`, "
+               "or pass isolate=False to TuneOptions")
+
+
+def _in_spawn_bootstrap() -> bool:
+    """True in a child process that is still importing the parent's main module (multiprocessing 'spawn')."""
+    import multiprocessing as mp
+
+    return bool(getattr(mp.current_process(), "_inheriting", False))
+
+
+@contextlib.contextmanager
+def _one_main_guard_error() -> Iterator[None]:
+    """A script without a main guard makes every worker fail the same way, and the tuner lists each one: say
+    it once, as one TuningError with the fix."""
+    from ..errors import TuningError
+
+    try:
+        yield
+    except TuningError as exc:
+        if "__main__" in str(exc) and "spawn" in str(exc):
+            raise TuningError(_MAIN_GUARD) from None
+        raise
 
 
 def _opset(model: onnx.ModelProto) -> int:

@@ -8,7 +8,7 @@ else the first backend that has it.
 
 from __future__ import annotations
 
-from ..backends.registry import DEFAULT_BACKEND, backend_names, get_backend
+from ..backends.registry import DEFAULT_BACKEND, backend_names, canonical_name, get_backend
 from ..errors import BackendUnavailable, InputError
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -34,9 +34,11 @@ def backend_for_device(device: str, requested: str | None = None) -> str:
     """The backend to use on ``device``: ``requested`` when given (checked), else the default when it has
     the device, else the first backend that has it; BackendUnavailable names what is missing."""
     if requested is not None:
-        if device not in _devices_of(requested):
+        requested = canonical_name(requested)   # any case; an unknown name says "did you mean"
+        devices = get_backend(requested).devices()   # not usable here: BackendUnavailable says why and how
+        if device not in devices:
             raise BackendUnavailable(f"backend {requested!r} cannot use device {device!r} here "
-                                     f"(it has {_devices_of(requested) or 'none: not usable'})")
+                                     f"(it has {', '.join(devices) or 'none'})")
         return requested
     if device in _devices_of(DEFAULT_BACKEND):
         return DEFAULT_BACKEND

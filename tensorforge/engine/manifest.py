@@ -11,6 +11,8 @@ Checks:
 - ``inputs``/``outputs``: lists (``outputs`` non-empty) of ``{name, dtype, shape}`` — unique non-empty
   names, a NumPy dtype name, a shape of ints ≥ 0, symbolic names or null (rank ≤ 64);
 - ``max_batch``: null or an int ≥ 1;
+- ``profiles`` (absent in engines from before shape profiles): a list of ``{input: {min, opt, max}}``
+  naming manifest inputs, each shape of the input's rank with ``min <= opt <= max``;
 - ``backend``: ``name`` one of :func:`backend_names`; ``settings`` with a string ``device``,
   ``threads`` null or 1 … max(4 × this host's cores, 128) (more only oversubscribes the cores and can
   stall the process), ``options`` an object, ``streams`` null or 1 … 1024;
@@ -38,6 +40,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..backends.base import SessionConfig
+from ..core.profiles import ShapeProfile
 from ..core.specs import TensorSpec
 from ..errors import EngineFileError
 
@@ -316,6 +319,7 @@ class Manifest:
     outputs: tuple[TensorSpec, ...] = ()
     precision: str = "fp32"
     max_batch: int | None = None
+    profiles: tuple[ShapeProfile, ...] = ()     # min/opt/max per dynamic input (core/profiles.py)
     accuracy: Mapping[str, Any] | None = None
     backend: BackendRecord = BackendRecord()
     build: BuildRecord = BuildRecord()
@@ -329,6 +333,8 @@ class Manifest:
                              "outputs": [s.to_dict() for s in self.outputs], "max_batch": self.max_batch,
                              "precision": self.precision, "accuracy": thaw(self.accuracy),
                              "backend": self.backend.to_dict(), "build": self.build.to_dict()}
+        if self.profiles:       # only when there are some: older readers see the same JSON as before
+            d["profiles"] = [p.to_dict() for p in self.profiles]
         if self.format is not None:
             d["format"] = self.format
         if self.format_version is not None:
@@ -360,6 +366,7 @@ def parse_manifest(where: str, raw: Any, model_bytes: bytes | None = None) -> Ma
                         opset=_typed(where, model, "opset", "model.", int)),
         inputs=tuple(_specs(where, raw, "inputs")), outputs=tuple(_specs(where, raw, "outputs")),
         precision=raw.get("precision", "fp32"), max_batch=raw.get("max_batch"),
+        profiles=_profiles(where, raw),
         accuracy=_record(where, raw, "accuracy", ""),
         backend=BackendRecord(
             name=backend["name"], versions=_record(where, backend, "versions", "backend.") or _EMPTY,
@@ -396,6 +403,29 @@ def _typed(where: str, parent: dict[str, Any], key: str, prefix: str, kind: type
         what = _JSON_TYPES[kind] + (f" of {_PLURALS[of]}" if of is not None else "")
         raise _fail(where, f"field '{prefix}{key}' is {_short(value)}; expected null or {what}")
     return freeze(value)
+
+
+def _profiles(where: str, raw: dict[str, Any]) -> tuple[ShapeProfile, ...]:
+    """The recorded shape profiles (none in an engine from before them), checked against the inputs."""
+    value = raw.get("profiles")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _fail(where, f"field 'profiles' is {_short(value)}; expected a list of {{input: {{min, opt, max}}}}")
+    ranks = {d["name"]: len(d["shape"]) for d in raw["inputs"]}
+    out = []
+    for i, d in enumerate(value):
+        try:
+            p = ShapeProfile.from_dict(d)
+        except ValueError as exc:
+            raise _fail(where, f"field 'profiles[{i}]' is {_short(d)}: {exc}") from None
+        for ip in p.inputs:
+            if ranks.get(ip.name) != len(ip.min):
+                raise _fail(where, f"field 'profiles[{i}]' gives input {ip.name!r} rank {len(ip.min)}; the "
+                            f"inputs are {ranks} (name: rank)")
+        order = list(ranks)         # the file's JSON may sort its keys: keep the inputs' order
+        out.append(ShapeProfile(tuple(sorted(p.inputs, key=lambda ip: order.index(ip.name)))))
+    return tuple(out)
 
 
 def _record(where: str, parent: dict[str, Any], key: str, prefix: str) -> Mapping[str, Any] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
 from ..core.feeds import check_feeds
 from ..core.host import fingerprint_differences
+from ..core.profiles import ShapeProfile
 from ..core.specs import TensorSpec
 from .format import MODEL_PAYLOAD, read_engine
 from .manifest import Manifest, thaw
@@ -85,7 +86,7 @@ class Engine:
                     stacklevel=2)
         return Session(self.model_bytes, self.inputs, self.outputs, backend=backend or recorded.name,
                        config=config, max_batch=self.max_batch, check_finite=check_finite,
-                       name=self.name)
+                       name=self.name, profiles=self._manifest.profiles)
 
 
 class Session:
@@ -97,8 +98,10 @@ class Session:
 
     def __init__(self, model_bytes: bytes, inputs: list[TensorSpec], outputs: list[TensorSpec], *,
                  backend: str = "onnxruntime", config: SessionConfig = SessionConfig(),
-                 max_batch: int | None = None, check_finite: bool = True, name: str | None = None) -> None:
+                 max_batch: int | None = None, check_finite: bool = True, name: str | None = None,
+                 profiles: Sequence[ShapeProfile] = ()) -> None:
         self.inputs = inputs
+        self.profiles = tuple(profiles)     # the engine's shape profiles: a feed must fit one
         self.outputs = outputs
         self.backend_name = backend
         self.config = config
@@ -117,7 +120,7 @@ class Session:
         """Check ``inputs`` against the specs (see :func:`~tensorforge.core.feeds.check_feeds`); return
         the feed dict or raise InputError."""
         return check_feeds(inputs, self.inputs, max_batch=self.max_batch, check_finite=self.check_finite,
-                           model=self.name)
+                           model=self.name, profiles=self.profiles)
 
 
 def load(path: str | os.PathLike[str], *, threads: int | None = None, key: bytes | None = None,

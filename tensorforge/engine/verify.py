@@ -107,17 +107,19 @@ def _session(create: Callable[[], Any], which: str, chosen: VerifyFeeds, pre_upg
 
 
 def verify_build(reference: onnx.ModelProto, ref_batch: int | str | None, payload: bytes, options: Any,
-                 model_path: Path | None = None, pre_upgrade: onnx.ModelProto | None = None) -> Verification:
+                 model_path: Path | None = None, pre_upgrade: onnx.ModelProto | None = None,
+                 shapes: Mapping[str, tuple[int, ...]] | None = None) -> Verification:
     """Run original and optimized on the same inputs; compare every output.
 
     When the original has a fixed batch (e.g. 1) and the build changed it, the original
     runs chunk by chunk on the same rows of the batch inputs, so the check also proves the
     batch rewrite. ``options`` is the build's BuildOptions; ``pre_upgrade``, the model before its
     opset upgrade, lets a failure of the original be blamed on the upgrade when that is the cause.
+    ``shapes``: verify at these input shapes (a shape profile's min, opt or max) on random inputs.
     """
     chosen = choose_feeds(reference, onnx.load_from_string(payload), verify_data=options.verify_data,
                           model_path=model_path, batch=options.batch, verify_batch=options.verify_batch,
-                          max_batch=options.max_batch, seed=options.seed)
+                          max_batch=options.max_batch, seed=options.seed, shapes=shapes)
     feeds, batch = chosen.feeds, chosen.batch
     ref_session = _session(lambda: reference_session(reference.SerializeToString(), options.threads), "original",
                            chosen, pre_upgrade)

@@ -9,7 +9,8 @@ The inputs must be ones the model accepts, so they are chosen in this order:
 3. random data shaped by the model: fixed dimensions as they are; the batch dimension — dim 0 of
    the inputs that share it (:func:`~tensorforge.graph.batch.batch_inputs`) — at the profile's
    batch (``batch``, else ``verify_batch`` capped by ``max_batch``); every other symbolic dimension
-   at 1, the same value wherever the same symbol appears.
+   at 1, the same value wherever the same symbol appears — or, when the build verifies a shape
+   profile, every dynamic input at the profile point's shape (``shapes``).
 
 Random integers are only used where any small value is valid. An integer input that feeds an index
 position (Gather indices, ScatterND indices …) gets values in ``[0, size of the indexed axis)``; one
@@ -182,7 +183,7 @@ def _needs_sample_data(name: str, where: str) -> BuildError:
 
 
 def _generated(model: onnx.ModelProto, specs: list[TensorSpec], batch_names: tuple[str, ...], batch: int,
-               seed: int) -> dict[str, np.ndarray]:
+               seed: int, shapes: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
     symbols: dict[str, int] = {}
     for spec in specs:          # the batch symbol first, so every input carrying it agrees
         if spec.name in batch_names and spec.shape and isinstance(spec.shape[0], str):
@@ -191,8 +192,8 @@ def _generated(model: onnx.ModelProto, specs: list[TensorSpec], batch_names: tup
     sizes = consumers = None
     feeds: dict[str, np.ndarray] = {}
     for spec in specs:
-        shape = []
-        for axis, d in enumerate(spec.shape):
+        shape: list[int] = list(shapes[spec.name]) if shapes and spec.name in shapes else []
+        for axis, d in enumerate(spec.shape if not shape else ()):
             if isinstance(d, int):
                 shape.append(d)
             elif axis == 0 and spec.name in batch_names:
@@ -217,7 +218,8 @@ def _generated(model: onnx.ModelProto, specs: list[TensorSpec], batch_names: tup
 
 def choose_feeds(reference: onnx.ModelProto, optimized: onnx.ModelProto, *, verify_data: Any = None,
                  model_path: Path | None = None, batch: int | None = None, verify_batch: int = 2,
-                 max_batch: int | None = None, seed: int = 0) -> VerifyFeeds:
+                 max_batch: int | None = None, seed: int = 0,
+                 shapes: Mapping[str, tuple[int, ...]] | None = None) -> VerifyFeeds:
     """The verification feeds for ``optimized`` (see the module docstring for the order).
 
     >>> choose_feeds(model, model).data                  # doctest: +SKIP
@@ -240,6 +242,11 @@ def choose_feeds(reference: onnx.ModelProto, optimized: onnx.ModelProto, *, veri
         feeds = {s.name: _typed(s, given[s.name]) for s in specs}
         origin = "given" if isinstance(verify_data, Mapping) else repr(os.fspath(verify_data))
         return VerifyFeeds(feeds, _batch_of(feeds, batch_names), batch_names, f"sample inputs ({origin})")
+    if shapes:          # a shape profile's point: its shapes, whatever the batch options say
+        feeds = _generated(reference, specs, batch_names, 1, seed, shapes)
+        where = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in shapes.items())
+        return VerifyFeeds(feeds, _batch_of(feeds, batch_names) if batch_names else 1, batch_names,
+                           f"random inputs at {where}")
     if model_path is not None and model_path.is_file():
         shipped = shipped_test_data(model_path, names)
         if shipped is not None and all(_fits(s, shipped[s.name]) is None for s in specs):

@@ -122,8 +122,12 @@ def _probe(result: ScenarioResult) -> Probe:
 
 def find_max_qps(target: Target, settings: ScenarioSettings, *, tolerance: float = 0.05, max_probes: int = 12,
                  start_qps: float | None = None, capacity_s: float = 1.0, cache: ProbeCache | None = None,
-                 progress: ProbeFn | None = None) -> FindMaxResult:
-    """Search for the highest VALID ``target_qps`` of the Server scenario (``settings.latency_bound_ms`` required)."""
+                 progress: ProbeFn | None = None,
+                 on_probe: Callable[[Probe], None] | None = None) -> FindMaxResult:
+    """Search for the highest VALID ``target_qps`` of the Server scenario (``settings.latency_bound_ms`` required).
+
+    ``on_probe(probe)`` is called after each probe is judged, so a caller can keep every probe as it comes
+    (written to disk, a Ctrl-C or a timeout loses none)."""
     if settings.scenario != "server" or settings.latency_bound_ms is None:
         raise InputError("find-max searches the server scenario: give scenario=\"server\" and latency_bound_ms=MS")
     if not 0 < tolerance < 1:
@@ -158,6 +162,8 @@ def find_max_qps(target: Target, settings: ScenarioSettings, *, tolerance: float
         result = cache.judge(q, bound)
         results[q] = result
         probes += 1
+        if on_probe is not None:
+            on_probe(_probe(result))
         if result.valid:
             lo = q if lo is None else max(lo, q)
         else:

@@ -166,8 +166,13 @@ def _open(config: TargetConfig, o: LoadtestOptions, seed: int) -> Target:
 
 
 def loadtest(configs: Sequence[TargetConfig], options: LoadtestOptions, progress: Progress | None = None,
-             outdir: str | Path = "loadtest-results") -> LoadtestReport:
-    """Run the load test described by ``options`` on every configuration; LoadGen logs go under ``outdir``."""
+             outdir: str | Path = "loadtest-results",
+             on_result: Callable[[str, dict[str, Any]], None] | None = None) -> LoadtestReport:
+    """Run the load test described by ``options`` on every configuration; LoadGen logs go under ``outdir``.
+
+    ``on_result(config_label, row)`` is called as each result comes in — each find-max probe
+    (:meth:`Probe.to_dict`) and each plain run (:meth:`ScenarioResult.to_dict`) — so a caller can keep
+    partial results when the run is interrupted."""
     from ..core.host import host_fingerprint
 
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -186,13 +191,16 @@ def loadtest(configs: Sequence[TargetConfig], options: LoadtestOptions, progress
                                                                 if c.batcher else None}, runs=tuple(best)))
     else:
         for index, c in enumerate(configs):
-            reports.append(_one_config(c, options, say, Path(outdir) / options.mlperf_dir / f"config{index}"))
+            reports.append(_one_config(c, options, say, Path(outdir) / options.mlperf_dir / f"config{index}",
+                                       on_result))
     return LoadtestReport(mode=options.mode, options=_options_dict(options), configs=tuple(reports), sweep=sweep,
                           host=host_fingerprint(), started=started)
 
 
-def _one_config(c: TargetConfig, o: LoadtestOptions, say: Progress, mlperf_dir: Path) -> ConfigReport:
+def _one_config(c: TargetConfig, o: LoadtestOptions, say: Progress, mlperf_dir: Path,
+                on_result: Callable[[str, dict[str, Any]], None] | None = None) -> ConfigReport:
     s = o.settings
+    keep = on_result or (lambda label, row: None)
     target = _open(c, o, s.seed)
     try:
         desc = target.describe()
@@ -201,13 +209,15 @@ def _one_config(c: TargetConfig, o: LoadtestOptions, say: Progress, mlperf_dir: 
         if o.find_max:
             say(f"{c.name()}: find-max")
             found = find_max_qps(target, s, tolerance=o.tolerance, max_probes=o.max_probes, start_qps=None,
-                                 progress=lambda m: say(f"{c.name()}: {m}"))
+                                 progress=lambda m: say(f"{c.name()}: {m}"),
+                                 on_probe=lambda p: keep(c.name(), {"kind": "probe", **p.to_dict()}))
             runs = list(found.results)
         else:
             for q in o.qps or (s.target_qps,):
                 run_settings = replace(s, target_qps=q) if q is not None else s
                 say(f"{c.name()}: {s.scenario}" + (f" at {q:g} QPS" if q else ""))
                 runs.append(summarize(run_scenario(target, run_settings), desc))
+                keep(c.name(), {"kind": "run", **runs[-1].to_dict()})
         mlperf = comparison = None
         if o.harness == "mlperf":
             from .mlperf import compare, load_dataset, run_mlperf

@@ -105,7 +105,8 @@ class BatcherTarget:
     def __init__(self, execute: Callable[[dict[str, np.ndarray]], Mapping[str, np.ndarray]]
                  | Sequence[Callable[[dict[str, np.ndarray]], Mapping[str, np.ndarray]]],
                  input_specs: Sequence[TensorSpec], config: "BatcherConfig | None" = None, *,
-                 name: str = "model", details: Mapping[str, Any] | None = None, seed: int = 0) -> None:
+                 name: str = "model", details: Mapping[str, Any] | None = None, seed: int = 0,
+                 opt_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
         from ..serve.batching import BatcherConfig, DynamicBatcher
 
         self.config = config if config is not None else BatcherConfig()
@@ -113,6 +114,7 @@ class BatcherTarget:
         self.max_batch = self.config.max_batch_size
         self.max_in_flight = self.config.max_queue_size
         self.input_specs = list(input_specs)
+        self._opt = opt_shapes      # the engine's profile "opt": non-batch dynamic axes (sequence length), not 1
         self._details = dict(details or {})
         self._seed = seed
         self._payloads: dict[int, list[dict[str, np.ndarray]]] = {}
@@ -124,10 +126,10 @@ class BatcherTarget:
                 continue
             if b > self.max_batch:
                 raise InputError(f"a request of {b} samples exceeds the batcher's max_batch_size {self.max_batch}")
-            first = random_inputs(self.input_specs, b, self._seed + b)
+            first = random_inputs(self.input_specs, b, self._seed + b, opt=self._opt)
             size = sum(a.nbytes for a in first.values())
             copies = int(max(1, min(4, _PAYLOAD_BUDGET_BYTES // max(size, 1))))
-            self._payloads[b] = [first] + [random_inputs(self.input_specs, b, self._seed + b + 7919 * i)
+            self._payloads[b] = [first] + [random_inputs(self.input_specs, b, self._seed + b + 7919 * i, opt=self._opt)
                                            for i in range(1, copies)]
 
     def issue(self, tag: int, batch: int, done: DoneFn, feeds: Mapping[str, np.ndarray] | None = None) -> None:
@@ -155,8 +157,12 @@ class BatcherTarget:
         return min(self.max_in_flight, 2 * self.config.instances * per_batch)
 
     def describe(self) -> dict[str, Any]:
+        from ..core.specs import concrete_shape
+
+        # each input's shape as sent at batch 1: what the non-batch dynamic axes (a sequence length) were set to
         return {"kind": self.kind, "name": self.name, "batcher": self.config.to_dict(),
-                "inputs": [s.to_dict() for s in self.input_specs], **self._details}
+                "inputs": [{**s.to_dict(), "load_shape_at_batch_1": list(concrete_shape(s, 1, self._opt))}
+                           for s in self.input_specs], **self._details}
 
     def batcher_stats(self) -> dict[str, Any]:
         return self.batcher.stats()
@@ -183,7 +189,9 @@ class BatcherTarget:
         instances = [ThreadInstance(engine, threads) for _ in range(config.instances)]
         details = {"engine": str(engine.path) if engine.path else None, "threads_per_instance": threads,
                    "backend": engine.manifest.backend.name}
-        return cls([i.run for i in instances], engine.inputs, config, name=engine.name, details=details, seed=seed)
+        profiles = engine.manifest.profiles
+        return cls([i.run for i in instances], engine.inputs, config, name=engine.name, details=details, seed=seed,
+                   opt_shapes=profiles[0].shapes("opt") if profiles else None)
 
     @classmethod
     def sleeping(cls, ms_per_sample: float, config: "BatcherConfig | None" = None, *, ms_per_batch: float = 0.0,

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 
 from tensorforge.errors import ModelError
-from tensorforge.models import alexnet, googlenet, mobilenet, resnet, vgg
+from tensorforge.models import alexnet, bert, googlenet, mobilenet, opennmt, resnet, vgg
 from tensorforge.models._builder import MIN_OPSET, GraphBuilder
 
 __all__ = ["ZooEntry", "names", "entry", "build"]
@@ -36,13 +36,18 @@ class ZooEntry:
     name: str
     description: str
     input_name: str
-    input_shape: tuple[int, ...]  # per sample, without the batch dimension
+    input_shape: tuple[int | str, ...]  # per sample, without the batch dimension ("S": dynamic)
     output_name: str
     num_classes: int
     published_params: int | None  # torchvision/Caffe convention (see count_params)
     published_macs: int | None  # multiply-accumulates per sample
     tiny: bool
     family: str
+    # Sequence models have several inputs/outputs (input_name/output_name are the first);
+    # image models leave these empty. max_sequence: the longest S the model accepts.
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    max_sequence: int | None = None
 
 
 def _tiny_mlp(b: GraphBuilder, num_classes: int) -> str:
@@ -114,15 +119,56 @@ _REGISTRY: dict[str, tuple[ZooEntry, _Builder]] = {
 }
 
 
+# Sequence models build their whole graph (several int64 inputs, dynamic N and S), so their
+# builders take (name, seed, opset, doc) and return the model. Published figures:
+#  bert_base: bert-base-uncased, 109,482,240 params with the pooler (the paper's "110M");
+#    MACs per token at S=128: 85.0M in the weight MatMuls + 2.4M in attention (87.3M).
+_SeqBuilder = Callable[..., onnx.ModelProto]
+_BERT_IO = (("input_ids", "attention_mask", "token_type_ids"), ("last_hidden_state", "pooler_output"))
+
+
+def _bert(cfg: bert.BertConfig) -> _SeqBuilder:
+    return lambda **kw: bert.build_bert(cfg, **kw)
+
+
+def _nmt(cfg: opennmt.NmtConfig) -> _SeqBuilder:
+    return lambda **kw: opennmt.build_opennmt(cfg, **kw)
+
+
+_SEQ_REGISTRY: dict[str, tuple[ZooEntry, _SeqBuilder]] = {
+    e.name: (e, fn)
+    for e, fn in (
+        (ZooEntry("bert_base", "BERT-base uncased (Devlin et al. 2018): 12 layers, hidden 768, "
+                  "12 heads, vocab 30522, int64 [N, S] inputs, S <= 512",
+                  "input_ids", ("S",), "last_hidden_state", 768, 109_482_240,
+                  bert.BERT_BASE.macs_per_token(128), False, "bert",
+                  *_BERT_IO, bert.BERT_BASE.max_positions), _bert(bert.BERT_BASE)),
+        (ZooEntry("bert_tiny", "Tiny BERT: 2 layers, hidden 128, 2 heads, vocab 1000, S <= 128",
+                  "input_ids", ("S",), "last_hidden_state", 128, None, None, True, "bert",
+                  *_BERT_IO, bert.BERT_TINY.max_positions), _bert(bert.BERT_TINY)),
+        # No published parameter count for OpenNMT's baseline: checked against the formula.
+        (ZooEntry("opennmt_lstm", "OpenNMT WMT En->De RNN (seed Chart 2): 2-layer LSTM encoder "
+                  "and decoder, 500 wide, Luong global attention, greedy decoding in an ONNX Loop",
+                  "src", ("S",), "tokens", opennmt.OPENNMT_WMT.tgt_vocab,
+                  opennmt.OPENNMT_WMT.weight_count(), None, False, "opennmt", ("src",), ("tokens",)),
+         _nmt(opennmt.OPENNMT_WMT)),
+        (ZooEntry("opennmt_tiny", "Tiny OpenNMT-style LSTM: 2 layers, 32 wide, vocab 100",
+                  "src", ("S",), "tokens", opennmt.OPENNMT_TINY.tgt_vocab, None, None, True,
+                  "opennmt", ("src",), ("tokens",)), _nmt(opennmt.OPENNMT_TINY)),
+    )
+}
+
+
 def names(include_tiny: bool = True) -> list[str]:
     """Sorted names of the zoo networks; ``include_tiny=False`` keeps the full-size ones."""
-    return sorted(n for n, (e, _) in _REGISTRY.items() if include_tiny or not e.tiny)
+    every = {**_REGISTRY, **_SEQ_REGISTRY}
+    return sorted(n for n, (e, _) in every.items() if include_tiny or not e.tiny)
 
 
 def entry(name: str) -> ZooEntry:
     """The :class:`ZooEntry` of ``name``; raises :class:`ModelError` for an unknown name."""
     try:
-        return _REGISTRY[name][0]
+        return (_REGISTRY.get(name) or _SEQ_REGISTRY[name])[0]
     except KeyError:
         raise ModelError(
             f"unknown zoo model {name!r}; known models: {', '.join(names())}"
@@ -150,9 +196,14 @@ def build(name: str, *, seed: int = 0, opset: int = 17) -> onnx.ModelProto:
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ModelError(f"seed must be a non-negative int, got {seed!r}")
-    b = GraphBuilder(name, seed=seed, input_name=e.input_name, input_shape=e.input_shape,
-                     opset=opset)
-    logits = _REGISTRY[name][1](b, e.num_classes)
     doc = (f"{e.description}. Random weights (seed={seed}) from tensorforge.zoo: "
            "structurally faithful, numerically meaningless predictions.")
+    if name in _SEQ_REGISTRY:
+        if opset < 17:
+            raise ModelError(f"{name} needs opset >= 17 (LayerNormalization); got {opset}")
+        return _SEQ_REGISTRY[name][1](name=name, seed=int(seed), opset=opset, doc=doc)
+    shape = tuple(d for d in e.input_shape if isinstance(d, int))     # image entries: all fixed
+    b = GraphBuilder(name, seed=seed, input_name=e.input_name, input_shape=shape,
+                     opset=opset)
+    logits = _REGISTRY[name][1](b, e.num_classes)
     return b.finish(logits, output_name=e.output_name, doc=doc)

@@ -22,6 +22,7 @@ from onnx import TensorProto, helper
 
 from ..backends.base import SessionConfig
 from ..backends.registry import get_backend
+from ..core.progress import report as report_progress
 from ..errors import CalibrationError
 from .histogram import AbsHistogram
 from .methods import METHODS, tensor_range
@@ -70,6 +71,9 @@ def collect_histograms(model: onnx.ModelProto, batches: Iterable[Mapping[str, np
         augmented.SerializeToString(), SessionConfig("cpu", threads, {"graph_optimization_level": "basic"}))
     names = list(session.output_names)
     hists = {name: AbsHistogram(num_bins) for name in tensors}
+    # the step count for progress: a list's length, a stream's most batches (it may hold fewer samples)
+    total = len(batches) if hasattr(batches, "__len__") else (
+        -(-batches.max_samples // batches.batch_size) if hasattr(batches, "max_samples") else None)
     for i, feeds in enumerate(batches):
         try:
             outputs = session.run(feeds)
@@ -82,6 +86,7 @@ def collect_histograms(model: onnx.ModelProto, batches: Iterable[Mapping[str, np
                 except ValueError as exc:
                     raise CalibrationError(f"tensor {name!r} in calibration batch {i}: {exc}") from exc
         del outputs, feeds         # before the next batch is read and run: one batch's tensors at a time
+        report_progress("calibration batch", i + 1, total)
     return hists
 
 

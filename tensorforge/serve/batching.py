@@ -135,15 +135,21 @@ class BatchRecord:
 
 
 class BatcherObserver(Protocol):
-    """Receives events for metrics; called from the batcher's threads, outside its lock."""
+    """Receives each executed batch for the metrics' distributions (histograms); called from the
+    batcher's threads, outside its lock. Counts are not its job: they live in the batcher alone
+    (:meth:`DynamicBatcher.stats`), and the server's statistics and Prometheus counters read them there."""
 
     def batch_done(self, record: BatchRecord) -> None: ...
 
-    def request_dropped(self, reason: str) -> None: ...   # "rejected" | "timed_out" | "cancelled" | "closed"
 
-
+# The one store of request counts of a model version. The batcher counts what happens in the queue;
+# the protocol adapters report, through :meth:`DynamicBatcher.count_request`, what happens around it:
+# "served" (the response was encoded; "served_ns" sums receipt → response), "bad_request" (refused by the
+# checks, before or instead of the queue) and "client_gone" (the client left after its batch had started).
 _COUNTERS = ("submitted", "success", "rejected", "timed_out", "cancelled", "backend_error", "closed", "batches",
-             "rows", "queue_fill_ns", "queue_instance_ns", "compute_ns")
+             "rows", "queue_fill_ns", "queue_instance_ns", "compute_ns", "served", "served_ns", "bad_request",
+             "client_gone")
+ADAPTER_OUTCOMES = ("served", "bad_request", "client_gone")
 
 
 class DynamicBatcher:
@@ -221,7 +227,6 @@ class DynamicBatcher:
                     self._track_deadline(request)
                 self._work.notify()
         if rejected:
-            self._notify_dropped("rejected")
             raise QueueFullError(f"model {self.name!r}: queue full ({self.config.max_queue_size} requests waiting); "
                                  "retry shortly, or raise max_queue_size / add instances")
         return future
@@ -240,7 +245,6 @@ class DynamicBatcher:
             with self._lock:
                 self._pending -= 1
                 self._counts["cancelled"] += 1
-            self._notify_dropped("cancelled")
 
     # -- instance threads ---------------------------------------------------------------------
     def _claim(self, requests: list[QueuedRequest]) -> list[QueuedRequest]:
@@ -344,7 +348,6 @@ class DynamicBatcher:
     def _fail_expired(self, expired: list[QueuedRequest]) -> None:
         for request in expired:
             waited_ms = (self._clock.now() - request.arrival_s) * 1000.0
-            self._notify_dropped("timed_out")
             request.future.set_exception(RequestTimeout(
                 f"model {self.name!r}: request timed out after {waited_ms:.1f} ms in the queue, before any "
                 "instance started it; it was dropped (raise the timeout, or add instances)"))
@@ -378,13 +381,6 @@ class DynamicBatcher:
                     self._clock.wait(self._reap, None if timeout is None else min(timeout, 3600.0))  # < TIMEOUT_MAX
             self._fail_expired(expired)
 
-    def _notify_dropped(self, reason: str) -> None:
-        if self._observer is not None:
-            try:
-                self._observer.request_dropped(reason)
-            except Exception:
-                pass
-
     # -- lifecycle and stats --------------------------------------------------------------------
     def close(self, drain: bool = True, timeout_s: float = 30.0) -> None:
         """Stop accepting requests; with ``drain`` run everything queued first (up to ``timeout_s``)."""
@@ -412,7 +408,6 @@ class DynamicBatcher:
             self._work.notify_all()
             self._reap.notify_all()
         for request in victims:
-            self._notify_dropped("closed")
             request.future.set_exception(ModelUnavailable(
                 f"model {self.name!r} was shut down before this request ran; retry on another server"))
 
@@ -425,6 +420,16 @@ class DynamicBatcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close(drain=True)
+
+    def count_request(self, outcome: str, latency_s: float = 0.0) -> None:
+        """Count what an adapter saw of one request (one of :data:`ADAPTER_OUTCOMES`); ``latency_s``, the
+        receipt → response time of a served one."""
+        if outcome not in ADAPTER_OUTCOMES:
+            raise ValueError(f"unknown request outcome {outcome!r}; use one of {ADAPTER_OUTCOMES}")
+        with self._lock:
+            self._counts[outcome] += 1
+            if outcome == "served":
+                self._counts["served_ns"] += int(latency_s * 1e9)
 
     def stats(self) -> dict[str, Any]:
         """Cumulative counts (requests, batches, rows, ns) and live gauges (queue depth, in flight, busy)."""

@@ -8,7 +8,6 @@ and gRPC status names.
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import Future
 from typing import Any
 
@@ -26,7 +25,7 @@ from ..errors import (
     RequestTimeout,
 )
 from .config import ServerConfig
-from .metrics import ModelMetrics, ServerMetrics
+from .metrics import ModelMetrics, ServerMetrics, outcome_counts
 from .protocol import InferRequest, datatype_of
 from .repository import ModelRepository, ModelVersion
 
@@ -63,8 +62,6 @@ class ServingCore:
         self.config = config
         self.version = __version__
         self.shutting_down = False
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str], dict[str, int]] = {}
         self._model_metrics: dict[tuple[str, str], ModelMetrics] = {}
 
     # -- server -----------------------------------------------------------------------------------
@@ -146,6 +143,8 @@ class ServingCore:
             raise
 
     # -- per-request accounting (adapters call these) -------------------------------------------------
+    # The counts go to the model version's batcher, their one store (statistics and Prometheus read them
+    # there); the metrics get only the latency, for their histogram.
     def _metrics(self, mv: ModelVersion) -> ModelMetrics:
         key = (mv.name, mv.version)
         m = self._model_metrics.get(key)
@@ -154,23 +153,16 @@ class ServingCore:
             self._model_metrics[key] = m
         return m
 
-    def _count(self, mv: ModelVersion, key: str, ns: int = 0) -> None:
-        with self._lock:
-            c = self._counts.setdefault((mv.name, mv.version), {"success": 0, "success_ns": 0, "bad_request": 0})
-            c[key] += 1
-            if ns:
-                c["success_ns"] += ns
-
     def succeeded(self, mv: ModelVersion, latency_s: float) -> None:
-        self._count(mv, "success", int(latency_s * 1e9))
+        mv.batcher.count_request("served", latency_s)
         self._metrics(mv).succeeded(latency_s)
 
     def bad_request(self, mv: ModelVersion) -> None:
-        self._count(mv, "bad_request")
-        self._metrics(mv).bad_request()
+        mv.batcher.count_request("bad_request")
 
     def client_gone(self, mv: ModelVersion) -> None:
-        self._metrics(mv).client_gone()
+        """The client went away after its batch had started: the result was computed, then discarded."""
+        mv.batcher.count_request("client_gone")
 
     # -- statistics ---------------------------------------------------------------------------------------
     def statistics(self, name: str | None = None, version: str | None = None) -> dict[str, Any]:
@@ -186,9 +178,8 @@ class ServingCore:
 
     def _model_stats(self, mv: ModelVersion) -> dict[str, Any]:
         s = mv.batcher.stats()
-        with self._lock:
-            c = dict(self._counts.get((mv.name, mv.version), {"success": 0, "success_ns": 0, "bad_request": 0}))
-        failed = s["rejected"] + s["timed_out"] + s["cancelled"] + s["backend_error"] + s["closed"] + c["bad_request"]
+        outcomes = outcome_counts(s)          # the numbers tensorforge_requests_total shows
+        failed = sum(n for outcome, n in outcomes.items() if outcome != "success")
         executed = s["success"] + s["backend_error"]
 
         def dur(count: int, ns: int) -> dict[str, int]:
@@ -198,16 +189,16 @@ class ServingCore:
             "name": mv.name, "version": mv.version, "last_inference": s["last_batch_unix_ms"],
             "inference_count": s["rows"], "execution_count": s["batches"],
             "inference_stats": {
-                "success": dur(c["success"], c["success_ns"]), "fail": dur(failed, 0),
+                "success": dur(outcomes["success"], s["served_ns"]), "fail": dur(failed, 0),
                 "queue": dur(executed, s["queue_fill_ns"] + s["queue_instance_ns"]),
                 "compute_input": dur(s["batches"], 0), "compute_infer": dur(s["batches"], s["compute_ns"]),
                 "compute_output": dur(s["batches"], 0), "cache_hit": dur(0, 0), "cache_miss": dur(0, 0)},
             "batch_stats": [{"batch_size": rows, "compute_input": dur(b["count"], 0),
                              "compute_infer": dur(b["count"], b["compute_ns"]), "compute_output": dur(b["count"], 0)}
                             for rows, b in s["batch_sizes"].items()],
-            "tensorforge": {k: s[k] for k in ("rejected", "timed_out", "cancelled", "backend_error", "closed",
-                                              "queue_fill_ns", "queue_instance_ns", "queue_depth", "in_flight",
-                                              "busy_instances", "instances")} | {"bad_request": c["bad_request"]},
+            "tensorforge": {k: (outcomes if k == "cancelled" else s)[k] for k in (
+                "rejected", "timed_out", "cancelled", "backend_error", "closed", "queue_fill_ns", "queue_instance_ns",
+                "queue_depth", "in_flight", "busy_instances", "instances", "bad_request")},
         }
 
 

@@ -14,6 +14,12 @@ summaries, so they aggregate across servers::
   tensorforge_batch_size{model,version}               rows per executed batch
   tensorforge_batch_fill_ratio{model,version}         rows / max_batch_size per executed batch
   tensorforge_queue_depth, tensorforge_inflight_requests, tensorforge_busy_instances   gauges, read at scrape
+
+The request counts are not kept here: ``tensorforge_requests_total`` is read at scrape time from each
+loaded model's batcher (:meth:`~tensorforge.serve.batching.DynamicBatcher.stats`, the one store of
+counts), the same numbers the statistics endpoint reports (:func:`outcome_counts`), so the two always
+agree. A model version's series go when it is unloaded, and start again from 0 if it is loaded again
+(a counter reset, which Prometheus' ``rate`` handles). The histograms are fed per batch and per request.
 """
 
 from __future__ import annotations
@@ -32,16 +38,23 @@ FILL_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 OUTCOMES = ("success", "rejected", "timed_out", "cancelled", "backend_error", "bad_request", "unavailable")
 
 
+def outcome_counts(stats: dict[str, Any]) -> dict[str, int]:
+    """Requests by outcome (:data:`OUTCOMES`) from a batcher's ``stats()``: success is a response sent;
+    cancelled counts the client leaving both before its batch started and after (its result discarded);
+    unavailable, the requests still queued when the model was stopped."""
+    return {"success": stats["served"], "rejected": stats["rejected"], "timed_out": stats["timed_out"],
+            "cancelled": stats["cancelled"] + stats["client_gone"], "backend_error": stats["backend_error"],
+            "bad_request": stats["bad_request"], "unavailable": stats["closed"]}
+
+
 class ServerMetrics:
     """The server's registry (its own, so several servers in one process never clash)."""
 
     def __init__(self, loaded: Callable[[], "list[ModelVersion]"]) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client import CollectorRegistry, Histogram
 
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["model", "version"]
-        self.requests = Counter("tensorforge_requests", "Inference requests by outcome", labels + ["outcome"],
-                                registry=self.registry)
         self.latency = Histogram("tensorforge_request_duration_seconds", "Successful request latency in the "
                                  "server, from receipt to encoded response", labels, buckets=LATENCY_BUCKETS_S,
                                  registry=self.registry)
@@ -54,7 +67,7 @@ class ServerMetrics:
                                     buckets=BATCH_BUCKETS, registry=self.registry)
         self.fill = Histogram("tensorforge_batch_fill_ratio", "Rows per executed batch / max_batch_size", labels,
                               buckets=FILL_BUCKETS, registry=self.registry)
-        self.registry.register(_LiveGauges(loaded))
+        self.registry.register(_FromBatchers(loaded))
         self._http: Any = None
 
     def observer(self, model: str, version: str) -> "ModelMetrics":
@@ -69,7 +82,13 @@ class ServerMetrics:
         """Start the metrics HTTP endpoint on its own thread; returns the bound port."""
         from prometheus_client import start_http_server
 
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        from ..errors import ServingError
+
+        try:
+            server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:   # a port in use: one ServingError naming the setting, as for HTTP and gRPC
+            raise ServingError(f"cannot listen for metrics on {host}:{port} ({exc}); pick another `metrics_port` "
+                               "(0 = any free port)") from exc
         self._http = server
         return int(server.server_port)
 
@@ -81,11 +100,10 @@ class ServerMetrics:
 
 
 class ModelMetrics:
-    """One model version's metric children (label lookups done once) — also its batcher's observer."""
+    """One model version's histogram children (label lookups done once) — also its batcher's observer."""
 
     def __init__(self, metrics: ServerMetrics, model: str, version: str) -> None:
         self.model, self.version = model, version
-        self._outcomes = {o: metrics.requests.labels(model, version, o) for o in OUTCOMES}
         self._latency = metrics.latency.labels(model, version)
         self._fill_wait = metrics.queue.labels(model, version, "batch_fill")
         self._instance_wait = metrics.queue.labels(model, version, "instance")
@@ -101,27 +119,15 @@ class ModelMetrics:
         for fill, wait in zip(record.queue_fill_s, record.queue_instance_s):
             self._fill_wait.observe(fill)
             self._instance_wait.observe(wait)
-        if record.error is not None:
-            self._outcomes["backend_error"].inc(record.requests)
 
-    def request_dropped(self, reason: str) -> None:
-        self._outcomes["unavailable" if reason == "closed" else reason].inc()
-
-    # adapters
     def succeeded(self, latency_s: float) -> None:
-        self._outcomes["success"].inc()
+        """A response was sent (the adapter counts it in the batcher; this is its latency)."""
         self._latency.observe(latency_s)
 
-    def bad_request(self) -> None:
-        self._outcomes["bad_request"].inc()
 
-    def client_gone(self) -> None:
-        """The client went away after its batch had started: the result was computed, then discarded."""
-        self._outcomes["cancelled"].inc()
-
-
-class _LiveGauges:
-    """Queue depth, in-flight requests and busy instances, read from the batchers at scrape time."""
+class _FromBatchers:
+    """Request counts by outcome, queue depth, in-flight requests and busy instances, read from the
+    batchers at scrape time."""
 
     def __init__(self, loaded: Callable[[], "list[ModelVersion]"]) -> None:
         self._loaded = loaded
@@ -130,8 +136,10 @@ class _LiveGauges:
         return []
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+        requests = CounterMetricFamily("tensorforge_requests", "Inference requests by outcome",
+                                       labels=["model", "version", "outcome"])
         families = {
             "queue_depth": GaugeMetricFamily("tensorforge_queue_depth", "Requests waiting in the queue",
                                              labels=["model", "version"]),
@@ -142,6 +150,9 @@ class _LiveGauges:
         }
         for mv in self._loaded():
             stats = mv.batcher.stats()
+            for outcome, count in outcome_counts(stats).items():
+                requests.add_metric([mv.name, mv.version, outcome], count)
             for key, family in families.items():
                 family.add_metric([mv.name, mv.version], stats[key])
+        yield requests
         yield from families.values()

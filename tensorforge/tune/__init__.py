@@ -5,8 +5,8 @@
 """
 
 from .cache import TimingCache
-from .search import Payloads, TuneOptions, TuneResult, tune
+from .search import CandidateResult, Payloads, TuneOptions, TuneResult, tune
 from .space import OBJECTIVES, Candidate, default_space
 
-__all__ = ["OBJECTIVES", "Candidate", "Payloads", "TimingCache", "TuneOptions", "TuneResult",
+__all__ = ["OBJECTIVES", "Candidate", "CandidateResult", "Payloads", "TimingCache", "TuneOptions", "TuneResult",
            "default_space", "tune"]

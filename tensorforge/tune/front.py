@@ -4,9 +4,10 @@ the speed each gets from the tuner's rows, and the Pareto front of speed against
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from ..precision.evaluate import Score
+from .search import CandidateResult
 from .space import Candidate
 
 __all__ = ["BASELINE", "Point", "accuracy_loss", "pareto_front", "place", "representatives"]
@@ -23,7 +24,7 @@ class Point:
     backend: str
     precision: str          # what the kernels compute in: fp32, bf16, fp16, int8, int8+bf16
     options: dict[str, Any]
-    score: dict[str, Any] | None = None
+    score: Score | None = None
     loss: float | None = None            # top-1 drop in points, or 1 − mean cosine without labels
     within_budget: bool | None = None    # None: accuracy unknown (no held-out data) or not scored
     speedup: float | None = None         # samples/s ÷ the baseline's, paired and chained
@@ -81,41 +82,35 @@ def representatives(points: list[Point], graph_of: dict[str, str]) -> tuple[list
     return timed, never
 
 
-def place(points: list[Point], rows: list[dict[str, Any]], winner: Candidate) -> Point:
+def place(points: list[Point], rows: Sequence[CandidateResult], winner: Candidate) -> Point:
     """Give every point its speed from the tuner's rows (its own, or its graph twin's); return the winner's."""
-    best: dict[tuple[str, str], dict[str, Any]] = {}
+    best: dict[tuple[str, str], CandidateResult] = {}
     for row in rows:
-        cfg = row["config"]
-        key = (cfg.get("variant") or BASELINE, cfg["backend"])
-        if row.get("speedup_vs_baseline") is not None and (
-                key not in best or row["speedup_vs_baseline"] > best[key]["speedup_vs_baseline"]):
-            best[key] = row
+        key = (row.candidate.variant or BASELINE, row.candidate.backend)
+        speedup = row.speedup_vs_baseline
+        if speedup is not None:
+            held = best.get(key)
+            if held is None or speedup > (held.speedup_vs_baseline or 0.0):
+                best[key] = row
     for p in points:
         source = p.name if p.timed_as is None else p.timed_as
         found = best.get((source, p.backend))
         if found is not None:
-            row = found
-            p.speedup, p.throughput_sps = row["speedup_vs_baseline"], row["throughput_sps"]
-            p.noise_pct = row.get("noise_pct")
-            if p.timed_as is None:
-                p.timed_as = row["candidate"]
-            else:
+            p.speedup, p.throughput_sps, p.noise_pct = found.speedup_vs_baseline, found.throughput_sps, found.noise_pct
+            if p.timed_as is not None:
                 p.note = (p.note + "; " if p.note else "") + f"same graph as {p.timed_as}: timed once"
-                p.timed_as = row["candidate"]
+            p.timed_as = found.label
             if p.status == "":
                 p.status = "timed"
         elif p.status == "":
             p.status = "not timed"
-            own = [r for r in rows if (r["config"].get("variant") or BASELINE) == source
-                   and r["config"]["backend"] == p.backend]
-            p.note = own[0]["reason"] if own else "budget or an earlier failure left it untimed"
+            own = [r for r in rows if (r.candidate.variant or BASELINE) == source and r.candidate.backend == p.backend]
+            p.note = own[0].reason if own else "budget or an earlier failure left it untimed"
     # (name, backend) names one point: the reduced-float numerics of a backend carry their own names
     chosen = next(p for p in points if p.name == (winner.variant or BASELINE) and p.backend == winner.backend)
-    winner_row = next(r for r in rows if r["status"] == "winner")
-    chosen.speedup = winner_row["speedup_vs_baseline"]
-    chosen.throughput_sps = winner_row["throughput_sps"]
-    chosen.noise_pct = winner_row.get("noise_pct")
-    chosen.timed_as = winner_row["candidate"]
+    winner_row = next(r for r in rows if r.status == "winner")
+    chosen.speedup, chosen.throughput_sps = winner_row.speedup_vs_baseline, winner_row.throughput_sps
+    chosen.noise_pct, chosen.timed_as = winner_row.noise_pct, winner_row.label
     return chosen
 
 

@@ -55,7 +55,7 @@ from ..precision.evaluate import AccuracyBudget, reference_outputs, run_model, s
 from ..precision.fp16 import ensure_node_names
 from ..precision.methods import METHODS
 from .front import BASELINE, Point, accuracy_loss, pareto_front, place, representatives
-from .search import Payloads, TuneOptions, tune
+from .search import Payloads, TuneOptions, TuneResult, tune
 from .space import OBJECTIVES, Candidate, backend_space, unusable
 from .variants import Variant, make_variants, mixed_variant, numerics, short_error
 
@@ -115,7 +115,7 @@ class OptimizeResult:
     model_bytes: bytes = field(repr=False)
     precision: str = "fp32"
     candidate: Candidate | None = None
-    tuning: dict[str, Any] = field(default_factory=dict)
+    tuning: TuneResult | None = None
     calibration: dict[str, Any] | None = None
     kept_fp32_layers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -127,19 +127,20 @@ class OptimizeResult:
                 "precision": self.precision, "chosen": self.chosen.to_dict(),
                 "front": list(self.front), "points": [p.to_dict() for p in self.points],
                 "kept_fp32_layers": list(self.kept_fp32_layers), "calibration": self.calibration,
-                "timed_candidates": self.timing_summary(), "tuning": self.tuning, "notes": list(self.notes),
+                "timed_candidates": self.timing_summary(),
+                "tuning": self.tuning.to_dict() if self.tuning is not None else {}, "notes": list(self.notes),
                 "elapsed_s": self.elapsed_s}
 
     def timing_summary(self) -> str:
         """"N candidates (backend × settings × variant): k timed, … skipped (budget)" from the tuner's rows."""
-        rows = self.tuning.get("candidates", [])
+        rows = self.tuning.candidates if self.tuning is not None else ()
         counts: dict[str, int] = {}
         for row in rows:
-            key = "timed" if row["status"] in ("winner", "baseline", "faster", "slower", "same", "takes over",
-                                               "outside budget") else row["status"]
+            key = "timed" if row.status in ("winner", "baseline", "faster", "slower", "same", "takes over",
+                                            "outside budget") else row.status
             counts[key] = counts.get(key, 0) + 1
         parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-        seconds = self.tuning.get("elapsed_s", 0)
+        seconds = self.tuning.elapsed_s if self.tuning is not None else 0
         return f"{len(rows)} candidates (variant × backend × settings): {parts}; {seconds:.0f} s"
 
 
@@ -185,7 +186,7 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
             point.status, point.note = "failed", f"could not run: {short_error(exc)}"
             return
         got = score(out, ref, judge.labels)
-        point.score = got.to_dict()
+        point.score = got
         point.loss = accuracy_loss(got, ref_score)
         if budget is not None:
             point.within_budget, why = budget.check(got, ref_score)
@@ -237,8 +238,8 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
                               cache=options.cache, rounds=options.rounds, seed=options.seed,
                               isolate=options.isolate),
                   progress=say, payloads=payloads)
-    winner = tuning.winner_candidate
-    chosen = place(points, tuning.to_dict()["candidates"], winner)
+    winner = tuning.winner
+    chosen = place(points, tuning.candidates, winner)
     front = pareto_front([p for p in points if p.status not in ("failed",)])
     for p in points:
         if p is chosen:
@@ -251,7 +252,7 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
         loss_metric="top-1 drop (points)" if judge.labels is not None else "1 - mean cosine to FP32",
         budget=budget.describe() if budget is not None else None, chosen=chosen, points=points,
         front=[p.name + " @" + p.backend for p in front], model_bytes=chosen_variant.model_bytes,
-        precision=chosen.precision, candidate=winner, tuning=tuning.to_dict(), calibration=calibration,
+        precision=chosen.precision, candidate=winner, tuning=tuning, calibration=calibration,
         kept_fp32_layers=list(chosen_variant.kept_fp32), notes=notes, elapsed_s=round(time.perf_counter() - t0, 2))
 
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -84,35 +84,95 @@ class TuneOptions:
         return self.rtol if self.rtol is not None else tolerances.tolerance(self.precision, across_kernels=True)
 
 
-@dataclass
+@dataclass(frozen=True)
+class CandidateResult:
+    """One candidate's row in the result: what happened to it and, when timed, its speed.
+
+    ``status``: baseline | winner | faster | slower | same | takes over | outside budget | rejected |
+    failed | skipped; ``ratio`` is its speed over the incumbent it met (paired rounds, median);
+    ``speedup_vs_baseline`` chains those ratios back to the first candidate; ``max_err`` is its
+    error against the reference; ``reason`` says why it won, lost, or was not timed."""
+
+    candidate: Candidate
+    status: str = ""
+    reason: str = ""
+    throughput_sps: float | None = None
+    p50_ms: float | None = None
+    ratio: float | None = None
+    noise_pct: float | None = None
+    max_err: float | None = None
+    setup_s: float | None = None
+    speedup_vs_baseline: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.candidate.label
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidate": self.candidate.label, "config": self.candidate.to_dict(), "status": self.status,
+                "reason": self.reason, "throughput_sps": self.throughput_sps, "p50_ms": self.p50_ms,
+                "ratio": self.ratio, "noise_pct": self.noise_pct, "max_err": self.max_err, "setup_s": self.setup_s,
+                "speedup_vs_baseline": self.speedup_vs_baseline}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "CandidateResult":
+        return cls(candidate=Candidate.from_dict(data["config"]), status=data["status"], reason=data["reason"],
+                   throughput_sps=data["throughput_sps"], p50_ms=data["p50_ms"], ratio=data["ratio"],
+                   noise_pct=data["noise_pct"], max_err=data["max_err"], setup_s=data["setup_s"],
+                   speedup_vs_baseline=data["speedup_vs_baseline"])
+
+
+@dataclass(frozen=True)
 class TuneResult:
+    """The tuner's answer: the ``winner`` (the candidate to build with) and every candidate's row.
+
+    Typed throughout; :meth:`to_dict` is the JSON of the timing cache, the engine manifest's
+    ``build.tuning`` and the build report (the winner as its config plus ``label``)."""
+
     objective: str
     batch: int
     device: str
     precision: str
-    winner: dict[str, Any]
-    candidates: list[dict[str, Any]]
+    winner: Candidate
+    candidates: tuple[CandidateResult, ...]
     speedup_vs_first: float
     elapsed_s: float
     cached: bool = False
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
     tolerance: float = tolerances.TOLERANCES["fp32-kernels"]
     reference: str = REFERENCE
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @property
-    def winner_candidate(self) -> Candidate:
-        return Candidate.from_dict(self.winner)
+    def winner_row(self) -> CandidateResult:
+        return next(r for r in self.candidates if r.status == "winner")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"objective": self.objective, "batch": self.batch, "device": self.device, "precision": self.precision,
+                "winner": dict(self.winner.to_dict(), label=self.winner.label),
+                "candidates": [r.to_dict() for r in self.candidates], "speedup_vs_first": self.speedup_vs_first,
+                "elapsed_s": self.elapsed_s, "cached": self.cached, "notes": list(self.notes),
+                "tolerance": self.tolerance, "reference": self.reference}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TuneResult":
+        return cls(objective=data["objective"], batch=data["batch"], device=data["device"],
+                   precision=data["precision"], winner=Candidate.from_dict(data["winner"]),
+                   candidates=tuple(CandidateResult.from_dict(r) for r in data["candidates"]),
+                   speedup_vs_first=data["speedup_vs_first"], elapsed_s=data["elapsed_s"],
+                   cached=bool(data.get("cached", False)), notes=tuple(data.get("notes", ())),
+                   tolerance=data.get("tolerance", tolerances.TOLERANCES["fp32-kernels"]),
+                   reference=data.get("reference", REFERENCE))
 
 
 def tune(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions = TuneOptions(),
-         progress: Callable[[str], None] | None = None, payloads: Payloads | None = None) -> TuneResult:
+         progress: Callable[[str], None] | None = None, payloads: Payloads | None = None, *,
+         clock: Callable[[], float] = time.perf_counter) -> TuneResult:
     """Tune ``model_bytes`` (an engine payload) for ``options.objective``; see the module docstring.
 
     ``payloads`` holds further model variants that candidates name in ``Candidate.variant``
-    (the joint precision search, :mod:`.joint`); ``model_bytes`` is then the baseline's."""
+    (the joint precision search, :mod:`.joint`); ``model_bytes`` is then the baseline's.
+    ``clock`` (seconds) accounts the budget only — duels always time on the real clock — so a
+    caller can decide which candidates fit independently of how busy the machine is."""
     say = progress or (lambda _msg: None)
     skipped: list[tuple[Candidate, str]] = []
     if options.candidates is not None:
@@ -133,19 +193,21 @@ def tune(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions 
         hit, note = cache.lookup(key, versions)
         notes.append(note)
         if hit is not None:
-            say(note)
-            result = TuneResult(**{k: v for k, v in hit.items() if k in TuneResult.__dataclass_fields__})
-            result.cached, result.notes = True, notes
-            return result
+            try:
+                cached = TuneResult.from_dict(hit)
+            except (KeyError, TypeError, ValueError) as exc:      # a hand-edited or truncated entry
+                notes[-1] = f"timing cache: ignored an unreadable entry ({type(exc).__name__}: {exc}); re-timing"
+            else:
+                say(note)
+                return replace(cached, cached=True, notes=tuple(notes))
     t0 = time.perf_counter()
-    result = _search(model_bytes, inputs, options, tried, skipped, say, payloads)
-    result.elapsed_s = round(time.perf_counter() - t0, 2)
+    result = _search(model_bytes, inputs, options, tried, skipped, say, payloads, clock)
+    result = replace(result, elapsed_s=round(time.perf_counter() - t0, 2))
     if cache is not None:
         created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         path = cache.store(key, result.to_dict(), versions, created)
         notes.append(f"timing cache: stored {path}")
-    result.notes = notes + result.notes
-    return result
+    return replace(result, notes=tuple(notes) + result.notes)
 
 
 def _versions(candidates: list[Candidate]) -> dict[str, str]:
@@ -176,8 +238,8 @@ class Payloads:
 
 def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions, tried: list[Candidate],
             skipped: list[tuple[Candidate, str]], say: Callable[[str], None],
-            payloads: Payloads | None = None) -> TuneResult:
-    deadline = time.perf_counter() + options.budget_s
+            payloads: Payloads | None = None, clock: Callable[[], float] = time.perf_counter) -> TuneResult:
+    deadline = clock() + options.budget_s
     batch = options.tuning_batch
     feeds = random_inputs(list(inputs), batch, seed=options.seed)
     references: dict[str | None, list[np.ndarray]] = {}
@@ -198,13 +260,18 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
     # per duel: two warm-ups and 2×rounds rounds; size the rounds so every candidate fits the budget
     round_s = float(np.clip(options.budget_s / max(1, len(tried)) / (2 * options.rounds + 4), 0.05, 0.5))
     warmup_s = round_s
-    rows: list[dict[str, Any]] = []
+    rows: list[CandidateResult] = []
     incumbent: Any = None
-    incumbent_row: dict[str, Any] | None = None
+    inc = -1                  # the incumbent's row in ``rows``
     chain = 1.0
     per_call_s = 0.0          # the incumbent's time per call, from the last duel
     contender: Any = None
     i = 0
+
+    def note(status: str, reason: str, **fields: Any) -> None:
+        """Settle the current (last) row."""
+        rows[-1] = replace(rows[-1], status=status, reason=reason, **fields)
+
     try:
         while True:
             if i == len(tried) and not expanded and incumbent is not None and payloads is not None:
@@ -216,104 +283,96 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
                 break
             cand = tried[i]
             i += 1
-            row: dict[str, Any] = {"candidate": cand.label, "config": cand.to_dict(), "status": "", "reason": "",
-                                   "throughput_sps": None, "p50_ms": None, "ratio": None, "noise_pct": None,
-                                   "max_err": None, "setup_s": None, "speedup_vs_baseline": None}
-            rows.append(row)
-            left = deadline - time.perf_counter()
+            rows.append(CandidateResult(cand))
+            left = deadline - clock()
             # a round runs at least one call and a warm-up at least two: at a large batch both outlast round_s
             need = (cand.cost_s + 2 * options.rounds * max(round_s, per_call_s)
                     + 2 * (warmup_s + 3 * per_call_s))
             if incumbent is not None and left < need:
-                row.update(status="skipped", reason=f"budget: {left:.0f} s left, this candidate needs ~{need:.0f} s")
+                note("skipped", f"budget: {left:.0f} s left, this candidate needs ~{need:.0f} s")
                 continue
             say(f"trying {cand.label}")
             try:
                 data, tol, reference = payload(cand)
                 contender = _open(cand, data, options, batch, feeds)
             except Exception as exc:     # any library's failure to build this candidate only rules it out
-                row.update(status="failed", reason=_short(exc))
+                note("failed", _short(exc))
                 continue
-            row["setup_s"] = round(contender.setup_s, 3)
+            setup_s = round(contender.setup_s, 3)
             try:
                 err = check_outputs(contender, reference).max_norm
             except VerificationError as exc:     # another number of outputs or another shape
                 contender.close()
-                row.update(status="rejected", reason=f"outputs differ from the reference: {exc}")
+                note("rejected", f"outputs differ from the reference: {exc}", setup_s=setup_s)
                 continue
             except Exception as exc:
                 contender.close()
-                row.update(status="failed", reason=f"run failed: {_short(exc)}")
+                note("failed", f"run failed: {_short(exc)}", setup_s=setup_s)
                 continue
-            row["max_err"] = err
             if not err <= tol:
                 contender.close()
-                row.update(status="rejected", reason=f"outputs differ from the reference: error {err:.3g} > {tol:g}")
+                note("rejected", f"outputs differ from the reference: error {err:.3g} > {tol:g}",
+                     setup_s=setup_s, max_err=err)
                 continue
             if incumbent is None:
-                incumbent, incumbent_row = contender, row
-                row.update(status="baseline", ratio=1.0, speedup_vs_baseline=1.0)
+                incumbent, inc = contender, len(rows) - 1
+                note("baseline", "", setup_s=setup_s, max_err=err, ratio=1.0, speedup_vs_baseline=1.0)
                 continue
             try:
                 d = duel(contender, incumbent, rounds=options.rounds, round_s=round_s, warmup_s=warmup_s,
                          min_gain=options.min_gain)
             except Exception as exc:     # a worker that dies mid-duel rules out its candidate
                 contender.close()
-                row.update(status="failed", reason=f"timing failed: {_short(exc)}")
+                note("failed", f"timing failed: {_short(exc)}", setup_s=setup_s, max_err=err)
                 continue
-            row.update(status=d.verdict, ratio=round(d.median_ratio, 4), noise_pct=round(d.noise_pct, 2),
-                       throughput_sps=round(float(np.median(d.challenger_rates)), 3),
-                       p50_ms=round(d.challenger_p50_ms, 4), speedup_vs_baseline=round(chain * d.median_ratio, 4))
-            assert incumbent_row is not None
-            if incumbent_row["throughput_sps"] is None:
-                incumbent_row.update(throughput_sps=round(float(np.median(d.incumbent_rates)), 3),
-                                     p50_ms=round(d.incumbent_p50_ms, 4))
+            timed = dict(setup_s=setup_s, max_err=err, ratio=round(d.median_ratio, 4),
+                         noise_pct=round(d.noise_pct, 2), throughput_sps=round(float(np.median(d.challenger_rates)), 3),
+                         p50_ms=round(d.challenger_p50_ms, 4), speedup_vs_baseline=round(chain * d.median_ratio, 4))
+            if rows[inc].throughput_sps is None:
+                rows[inc] = replace(rows[inc], throughput_sps=round(float(np.median(d.incumbent_rates)), 3),
+                                    p50_ms=round(d.incumbent_p50_ms, 4))
             seen = f"{incumbent.candidate.label} ({np.median(d.incumbent_rates):.1f}/s in this duel)"
             if d.stopped_early:
                 seen += f", stopped after {len(d.ratios)} rounds"
             per_call_s = batch * incumbent.candidate.streams / max(float(np.median(d.incumbent_rates)), 1e-9)
             barred = payloads is not None and incumbent.candidate.label in payloads.never_win
             if barred and cand.label not in (payloads.never_win if payloads else ()):
-                row["reason"] = (f"takes over from {seen} (×{d.median_ratio:.3f}, noise ±{d.noise_pct:.1f}%): "
-                                 "that one may not be chosen (outside the budget or the asked precisions)")
-                row["status"] = "faster" if d.verdict == "faster" else "takes over"
+                note("faster" if d.verdict == "faster" else "takes over",
+                     f"takes over from {seen} (×{d.median_ratio:.3f}, noise ±{d.noise_pct:.1f}%): "
+                     "that one may not be chosen (outside the budget or the asked precisions)", **timed)
                 chain *= d.median_ratio
                 incumbent.close()
-                incumbent, incumbent_row = contender, row
+                incumbent, inc = contender, len(rows) - 1
             elif d.verdict == "faster" and payloads is not None and cand.label in payloads.never_win:
-                row["status"] = "outside budget"
-                row["reason"] = (f"faster than {seen} ×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%), but its "
-                                 "accuracy is outside the budget: timed for the record, never chosen")
+                note("outside budget", f"faster than {seen} ×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%), but "
+                     "its accuracy is outside the budget: timed for the record, never chosen", **timed)
                 contender.close()
             elif d.verdict == "faster":
-                row["reason"] = f"beat {seen} ×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)"
+                note(d.verdict, f"beat {seen} ×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)", **timed)
                 chain *= d.median_ratio
                 incumbent.close()
-                incumbent, incumbent_row = contender, row
+                incumbent, inc = contender, len(rows) - 1
             else:
-                row["reason"] = f"vs {seen}: ×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)"
+                note(d.verdict, f"vs {seen}: ×{d.median_ratio:.3f} (noise ±{d.noise_pct:.1f}%)", **timed)
                 contender.close()
     except BaseException:       # Ctrl-C or a bug: no worker may be left behind (a stopped one ignores SIGTERM)
         for c in {id(x): x for x in (contender, incumbent) if x is not None}.values():
             c.close()
         raise
-    if incumbent is None or incumbent_row is None:
-        reasons = "; ".join(f"{r['candidate']}: {r['reason']}" for r in rows)
+    if incumbent is None:
+        reasons = "; ".join(f"{r.label}: {r.reason}" for r in rows)
         raise TuningError(f"no candidate ran the model correctly on device {options.device!r}: {reasons}")
     if payloads is not None and incumbent.candidate.label in payloads.never_win:
         incumbent.close()
         raise TuningError("no candidate that may be chosen ran the model correctly in the budget (the others are "
                           "outside the accuracy budget or the asked precisions): "
-                          + "; ".join(f"{r['candidate']}: {r['status']} {r['reason']}" for r in rows))
-    incumbent_row["status"] = "winner"
+                          + "; ".join(f"{r.label}: {r.status} {r.reason}" for r in rows))
+    rows[inc] = replace(rows[inc], status="winner")
     incumbent.close()
-    for cand, reason in skipped:
-        rows.append({"candidate": cand.label, "config": cand.to_dict(), "status": "skipped", "reason": reason,
-                     "throughput_sps": None, "p50_ms": None, "ratio": None, "noise_pct": None, "max_err": None,
-                     "setup_s": None, "speedup_vs_baseline": None})
+    rows += [CandidateResult(cand, status="skipped", reason=reason) for cand, reason in skipped]
     return TuneResult(objective=options.objective, batch=batch, device=options.device, precision=options.precision,
-                      winner=dict(incumbent_row["config"], label=incumbent_row["candidate"]), candidates=rows,
-                      speedup_vs_first=round(chain, 4), elapsed_s=0.0, tolerance=options.tolerance)
+                      winner=rows[inc].candidate, candidates=tuple(rows), speedup_vs_first=round(chain, 4),
+                      elapsed_s=0.0, tolerance=options.tolerance)
 
 
 def _open(cand: Candidate, model_bytes: bytes, options: TuneOptions, batch: int, feeds: dict[str, np.ndarray]) -> Any:

@@ -45,7 +45,7 @@ class Candidate:
     threads: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     streams: int = 1
-    cost_s: float = 0.0
+    cost_s: float = field(default=0.0, compare=False)     # an estimate, not part of what the candidate is
     variant: str | None = None
 
     def with_variant(self, variant: str, **options: Any) -> "Candidate":

@@ -68,16 +68,13 @@ def test_concurrent_clients_each_get_their_own_rows():
 
 
 class Records:
-    """An observer that keeps every batch record and drop reason."""
+    """An observer that keeps every batch record."""
 
     def __init__(self):
-        self.records, self.dropped = [], []
+        self.records = []
 
     def batch_done(self, record):
         self.records.append(record)
-
-    def request_dropped(self, reason):
-        self.dropped.append(reason)
 
 
 def test_lone_request_on_an_idle_batcher_does_not_wait_for_the_window():
@@ -290,7 +287,7 @@ def test_bad_requests_and_configs():
     assert BatcherConfig.from_dict(cfg.to_dict()) == cfg
 
 
-def test_observer_sees_batches_and_drops():
+def test_observer_sees_batches_and_the_batcher_counts_drops():
     obs = Records()
     gate = Gate()
     gate.open.clear()
@@ -306,10 +303,23 @@ def test_observer_sees_batches_and_drops():
     gate.open.set()
     waiting.result(5)
     batcher.close()
-    assert obs.dropped == ["rejected"]
+    assert batcher.stats()["rejected"] == 1 and batcher.stats()["success"] == 2
     assert [r.rows for r in obs.records] == [2, 1]
     first, second = obs.records
     assert first.compute_s == pytest.approx(0.02) and first.queue_fill_s == (0.0,)
     # it waited the whole 20 ms for the busy instance, none of it for the batch to fill
     assert second.queue_instance_s == (pytest.approx(0.02),) and second.queue_fill_s == (0.0,)
     assert second.error is None
+
+
+def test_adapter_outcomes_are_counted_in_the_batcher():
+    with DynamicBatcher(lambda inputs: {"y": inputs["x"]}, BatcherConfig()) as batcher:
+        batcher.count_request("served", 0.002)
+        batcher.count_request("served", 0.003)
+        batcher.count_request("bad_request")
+        batcher.count_request("client_gone")
+        with pytest.raises(ValueError, match="unknown request outcome"):
+            batcher.count_request("success")
+        stats = batcher.stats()
+    assert (stats["served"], stats["bad_request"], stats["client_gone"]) == (2, 1, 1)
+    assert stats["served_ns"] == 5_000_000

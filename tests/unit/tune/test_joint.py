@@ -61,10 +61,10 @@ def test_an_out_of_budget_candidate_never_wins_even_when_fastest(conv_bn_model):
                         never_win=frozenset({fast.label}))
     result = tune(data, io_specs(conv_bn_model)[0],
                   TuneOptions(candidates=(Candidate("slowed", variant="fp32"), fast), **FAST), payloads=payloads)
-    rows = {row["config"]["backend"]: row for row in result.candidates}
-    assert result.winner["backend"] == "slowed"
-    assert rows["onnxruntime"]["status"] == "outside budget" and rows["onnxruntime"]["ratio"] > 2
-    assert "never chosen" in rows["onnxruntime"]["reason"]
+    rows = {row.candidate.backend: row for row in result.candidates}
+    assert result.winner.backend == "slowed"
+    assert rows["onnxruntime"].status == "outside budget" and rows["onnxruntime"].ratio > 2
+    assert "never chosen" in rows["onnxruntime"].reason
 
 
 def test_int8_outside_a_tight_budget_is_scored_timed_and_never_chosen(mnist):
@@ -76,8 +76,9 @@ def test_int8_outside_a_tight_budget_is_scored_timed_and_never_chosen(mnist):
     int8 = [p for p in result.points if p.precision == "int8"]
     assert len(int8) == 4 and all(p.within_budget is False for p in int8)       # 2 granularities × 2 methods
     assert all(p.status == "outside budget" and p.score is not None for p in int8)
-    timed = [r for r in result.tuning["candidates"] if (r["config"].get("variant") or "").startswith("int8")]
-    assert timed and all(r["status"] != "winner" for r in timed)
+    assert result.tuning is not None
+    timed = [r for r in result.tuning.candidates if (r.candidate.variant or "").startswith("int8")]
+    assert timed and all(r.status != "winner" for r in timed)
     # the calibration method changes only scales: one timing per graph, shared by its twin
     assert len({p.timed_as for p in int8 if p.timed_as}) <= 2
 
@@ -102,8 +103,9 @@ def test_narrowed_to_int8_never_ships_the_fp32_baseline(mnist):
     result = optimize(model, _opts(data, precisions=("int8",), backends=("onnxruntime",), methods=("percentile",),
                                    granularities=("per-tensor",)), eval_data=data.validation)
     assert result.precision == "int8" and result.candidate.variant == "int8 per-tensor percentile"
-    baseline = result.tuning["candidates"][0]
-    assert baseline["config"]["variant"] == "fp32" and baseline["status"] != "winner"
+    assert result.tuning is not None
+    baseline = result.tuning.candidates[0]
+    assert baseline.candidate.variant == "fp32" and baseline.status != "winner"
 
 
 def test_the_guard_adds_a_mixed_variant_when_no_int8_meets_the_budget(mnist):
@@ -138,7 +140,7 @@ def test_qdq_model_gives_matching_results_on_onnxruntime_and_openvino(mnist):
     ov = next(p for p in result.points if p.name == "int8 per-channel percentile" and p.backend == "openvino")
     assert ort.score and ov.score
     # the same Q/DQ scales on two INT8 kernel libraries: the same task accuracy within half a point
-    assert abs(ort.score["top1_pct"] - ov.score["top1_pct"]) <= 0.5
+    assert abs(ort.score.top1_pct - ov.score.top1_pct) <= 0.5
     test = data.test.batches[0]
     qdq_bytes = _variant_bytes(model, data)
     a = get_backend("onnxruntime").create_session(qdq_bytes, SessionConfig()).run(test)[0]
@@ -203,8 +205,12 @@ def test_build_records_the_pick_the_front_and_whether_accuracy_is_known(tmp_path
     opt = m.build.optimization
     assert opt is not None and opt["chosen"]["status"] == "chosen" and opt["front"]
     assert m.precision == opt["precision"] and m.backend.name == opt["chosen"]["backend"]
-    assert m.build.tuning is not None
-    assert report.optimization["timed_candidates"].startswith(f"{len(m.build.tuning['candidates'])} candidates")
+    assert m.build.tuning is not None and report.tuning is not None and report.optimization is not None
+    assert report.tuning is report.optimization.tuning        # the one typed result, in the report twice
+    assert m.build.tuning["winner"]["label"] == report.tuning.winner.label == report.optimization.candidate.label
+    assert report.optimization.timing_summary().startswith(f"{len(m.build.tuning['candidates'])} candidates")
+    assert m.backend.settings == report.backend_settings
+    assert "tuning" not in report.to_dict()["optimization"] and report.to_dict()["tuning"]["candidates"]
     session = engine.session()
     out = session.run({engine.inputs[0].name: np.zeros((2, 1, 28, 28), np.float32)})
     assert next(iter(out.values())).shape == (2, 10)

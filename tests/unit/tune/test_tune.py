@@ -21,6 +21,12 @@ from tensorforge.errors import InputError, TuningError
 from tensorforge.tune import Candidate, TimingCache, TuneOptions, default_space, tune
 
 FAST = dict(budget_s=3.0, rounds=3, cache=False)
+# the budget's clock (not the duels'): frozen, so on a busy machine a slow worker start never uses
+# up the budget and skips a candidate a test is about; the budget tests pass costs of their own
+
+
+def NO_BUDGET_SPENT() -> float:
+    return 0.0
 
 
 FAKES = ("slowed", "wrong", "broken", "absent", "crashing")
@@ -43,26 +49,27 @@ def tiny(conv_bn_model):
 
 
 def _rows(result):
-    return {row["config"]["backend"]: row for row in result.candidates}
+    return {row.candidate.backend: row for row in result.candidates}
 
 
 def test_faster_candidate_takes_over_from_a_slowed_incumbent(tiny):
-    result = tune(*tiny, TuneOptions(candidates=(Candidate("slowed"), Candidate("onnxruntime")), **FAST))
-    assert result.winner["backend"] == "onnxruntime"
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("slowed"), Candidate("onnxruntime")), **FAST),
+        clock=NO_BUDGET_SPENT)
+    assert result.winner.backend == "onnxruntime"
     rows = _rows(result)
-    assert rows["slowed"]["status"] == "baseline" and rows["onnxruntime"]["status"] == "winner"
-    assert rows["onnxruntime"]["ratio"] > 2 and result.speedup_vs_first > 2
-    assert "beat slowed" in rows["onnxruntime"]["reason"]
+    assert rows["slowed"].status == "baseline" and rows["onnxruntime"].status == "winner"
+    assert rows["onnxruntime"].ratio > 2 and result.speedup_vs_first > 2
+    assert "beat slowed" in rows["onnxruntime"].reason
 
 
 @pytest.mark.parametrize("isolate", [True, False])
 def test_slowed_challenger_loses(tiny, isolate):
     result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("slowed")), isolate=isolate,
-                                     **FAST))
-    assert result.winner["backend"] == "onnxruntime" and result.speedup_vs_first == 1.0
+                                     **FAST), clock=NO_BUDGET_SPENT)
+    assert result.winner.backend == "onnxruntime" and result.speedup_vs_first == 1.0
     slowed = _rows(result)["slowed"]
-    assert slowed["status"] == "slower" and slowed["ratio"] < 0.5
-    assert slowed["throughput_sps"] > 0 and slowed["p50_ms"] >= 4.0
+    assert slowed.status == "slower" and slowed.ratio < 0.5
+    assert slowed.throughput_sps > 0 and slowed.p50_ms >= 4.0
 
 
 def test_a_clearly_slower_challenger_is_stopped_after_two_rounds(tiny):
@@ -70,7 +77,7 @@ def test_a_clearly_slower_challenger_is_stopped_after_two_rounds(tiny):
     result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("slowed")), budget_s=3.0,
                                      rounds=5, cache=False))
     slowed = _rows(result)["slowed"]
-    assert slowed["status"] == "slower" and "stopped after 2 rounds" in slowed["reason"]
+    assert slowed.status == "slower" and "stopped after 2 rounds" in slowed.reason
 
 
 def test_duel_stops_early_only_when_behind_in_every_first_round():
@@ -109,17 +116,19 @@ def test_default_space_puts_each_backends_best_bet_first_and_compiles_last():
 
 
 def test_wrong_outputs_rejected_even_when_faster(tiny):
-    result = tune(*tiny, TuneOptions(candidates=(Candidate("slowed"), Candidate("wrong")), **FAST))
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("slowed"), Candidate("wrong")), **FAST),
+        clock=NO_BUDGET_SPENT)
     wrong = _rows(result)["wrong"]
-    assert wrong["status"] == "rejected" and "differ from the reference" in wrong["reason"]
-    assert wrong["max_err"] > 1e-2 and result.winner["backend"] == "slowed"
+    assert wrong.status == "rejected" and "differ from the reference" in wrong.reason
+    assert wrong.max_err > 1e-2 and result.winner.backend == "slowed"
 
 
 def test_failing_candidate_is_recorded_not_fatal(tiny):
-    result = tune(*tiny, TuneOptions(candidates=(Candidate("broken"), Candidate("onnxruntime")), **FAST))
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("broken"), Candidate("onnxruntime")), **FAST),
+        clock=NO_BUDGET_SPENT)
     broken = _rows(result)["broken"]
-    assert broken["status"] == "failed" and "cannot take the model" in broken["reason"]
-    assert result.winner["backend"] == "onnxruntime"
+    assert broken.status == "failed" and "cannot take the model" in broken.reason
+    assert result.winner.backend == "onnxruntime"
 
 
 def test_a_worker_that_dies_while_starting_is_reported_not_waited_for(tiny, monkeypatch):
@@ -128,10 +137,11 @@ def test_a_worker_that_dies_while_starting_is_reported_not_waited_for(tiny, monk
     from tensorforge.tune import worker
 
     monkeypatch.setattr(worker, "_START_TIMEOUT_S", 120.0)
-    result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("crashing")), **FAST))
+    result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("crashing")), **FAST),
+        clock=NO_BUDGET_SPENT)
     row = _rows(result)["crashing"]
-    assert row["status"] == "failed" and "exited (code 3) before it was ready" in row["reason"], row
-    assert result.winner["backend"] == "onnxruntime"
+    assert row.status == "failed" and "exited (code 3) before it was ready" in row.reason, row
+    assert result.winner.backend == "onnxruntime"
 
 
 UNGUARDED_SCRIPT = """
@@ -175,23 +185,24 @@ def test_a_backend_registered_as_an_object_fails_cleanly_in_a_worker(tiny):
 
     register_backend("object_only", SlowedBackend)
     try:
-        result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("object_only")), **FAST))
+        result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("object_only")), **FAST),
+            clock=NO_BUDGET_SPENT)
     finally:
         unregister_backend("object_only")
     row = _rows(result)["object_only"]
-    assert row["status"] == "failed" and "unknown backend" in row["reason"]
+    assert row.status == "failed" and "unknown backend" in row.reason
 
 
 def test_no_correct_candidate_is_an_error(tiny):
     with pytest.raises(TuningError, match="no candidate ran the model correctly"):
-        tune(*tiny, TuneOptions(candidates=(Candidate("wrong"), Candidate("broken")), **FAST))
+        tune(*tiny, TuneOptions(candidates=(Candidate("wrong"), Candidate("broken")), **FAST), clock=NO_BUDGET_SPENT)
 
 
 def test_budget_skips_what_does_not_fit(tiny):
     result = tune(*tiny, TuneOptions(candidates=(Candidate("onnxruntime"), Candidate("slowed", cost_s=3600)),
-                                     **FAST))
+                                     **FAST), clock=NO_BUDGET_SPENT)
     slowed = _rows(result)["slowed"]
-    assert slowed["status"] == "skipped" and slowed["reason"].startswith("budget")
+    assert slowed.status == "skipped" and slowed.reason.startswith("budget")
 
 
 def test_default_space_skips_missing_backends_with_the_reason():
@@ -218,12 +229,13 @@ def test_throughput_space_has_streams():
 
 def test_streams_candidate_counts_every_stream(tiny):
     result = tune(*tiny, TuneOptions(objective="throughput", batch=2,
-                                     candidates=(Candidate("slowed"), Candidate("slowed", streams=2)), **FAST))
-    two = [r for r in result.candidates if r["config"]["streams"] == 2][0]
+                                     candidates=(Candidate("slowed"), Candidate("slowed", streams=2)), **FAST),
+                                         clock=NO_BUDGET_SPENT)
+    two = [r for r in result.candidates if r.candidate.streams == 2][0]
     # two streams of a sleep-bound session overlap: more samples per second than one stream (about
     # twice on an idle machine; only "more" is asserted, since a busy machine delays the wake-ups)
-    assert two["status"] == "winner" and two["ratio"] > 1.0
-    assert result.winner["streams"] == 2
+    assert two.status == "winner" and two.ratio > 1.0
+    assert result.winner.streams == 2
 
 
 def test_cache_hit_miss_and_stale(tiny, tmp_path, monkeypatch):
@@ -252,6 +264,12 @@ def test_cache_hit_miss_and_stale(tiny, tmp_path, monkeypatch):
     stale = tune(*tiny, TuneOptions(**opts))
     assert not stale.cached and any("other library versions" in n and "0.0.1" in n for n in stale.notes)
 
+    entry = json.loads(entry_path.read_text())              # re-timed and stored afresh, then damaged
+    del entry["result"]["winner"]
+    entry_path.write_text(json.dumps(entry))
+    damaged = tune(*tiny, TuneOptions(**opts))
+    assert not damaged.cached and any("unreadable entry" in n for n in damaged.notes)
+
     entry_path.write_text("{not json")
     broken = tune(*tiny, TuneOptions(**opts))
     assert not broken.cached and any("ignored" in n for n in broken.notes)
@@ -278,25 +296,29 @@ def test_build_records_the_winner(conv_bn_path, tmp_path):
     out = tmp_path / "tuned.tfe"
     engine, report = build(conv_bn_path, out, BuildOptions(tune="latency", tune_budget_s=3,
                                                            tune_backends=("onnxruntime",), tune_cache=tmp_path))
-    assert report.tuning is not None and report.tuning["objective"] == "latency" and report.tuning["batch"] == 1
-    assert engine.manifest.to_dict()["build"]["tuning"]["winner"] == report.tuning["winner"]
+    tuning = report.tuning
+    assert tuning is not None and tuning.objective == "latency" and tuning.batch == 1
+    assert engine.manifest.to_dict()["build"]["tuning"] == tuning.to_dict()      # the manifest's JSON of it
     recorded = engine.manifest.backend
-    assert recorded.name == report.tuning["winner"]["backend"] == report.backend
-    assert recorded.settings.threads == report.tuning["winner"]["threads"]
-    statuses = [r["status"] for r in report.tuning["candidates"]]
+    assert recorded.name == tuning.winner.backend == report.backend
+    assert recorded.settings == report.backend_settings                           # one typed object in both
+    assert recorded.settings.session_config() == tuning.winner.session_config("cpu")
+    assert recorded.settings.streams == tuning.winner.streams
+    statuses = [r.status for r in tuning.candidates]
     assert statuses.count("winner") == 1 and len(statuses) >= 3
+    assert report.to_dict()["tuning"]["winner"] == dict(tuning.winner.to_dict(), label=tuning.winner.label)
     session = engine.session()
     out_ = session.run(np.zeros((1, 3, 16, 16), np.float32))
     assert out_["y"].shape == (1, 5)
     _, again = build(conv_bn_path, tmp_path / "again.tfe", BuildOptions(
         tune="latency", tune_budget_s=3, tune_backends=("onnxruntime",), tune_cache=tmp_path))
-    assert again.tuning["cached"] and again.tuning["winner"] == report.tuning["winner"]
+    assert again.tuning is not None and again.tuning.cached and again.tuning.winner == tuning.winner
 
 
 def test_build_tunes_with_the_reduced_precision_tolerance(conv_bn_path, tmp_path):
     _, report = build(conv_bn_path, None, BuildOptions(precision="fp16", tune="latency", tune_budget_s=2,
                                                        tune_backends=("onnxruntime",), tune_cache=False))
-    assert report.tuning["precision"] == "fp16" and report.tuning["tolerance"] == 1e-2
+    assert report.tuning is not None and report.tuning.precision == "fp16" and report.tuning.tolerance == 1e-2
 
 
 def test_on_a_cpu_torch_is_tried_after_the_other_backends():

@@ -130,6 +130,10 @@ def _numbers(text: str | None, kind: type = float) -> list:  # type: ignore[type
 
 
 def _run(args: argparse.Namespace) -> int:
+    # the loadgen extra writes the .hgrm histograms at the end: missing, fail now (main names the extra), not
+    # after the whole run
+    import hdrh.histogram  # noqa: F401
+
     from ..errors import InputError
     from ..loadgen.plan import LoadtestOptions, loadtest, target_configs
     from ..loadgen.results import write_report
@@ -158,29 +162,40 @@ def _run(args: argparse.Namespace) -> int:
     configs = target_configs(args.targets, _numbers(args.max_batch_size, int), _numbers(args.max_queue_delay_ms),
                              **batcher)
     from pathlib import Path
+    from typing import Callable, TextIO
 
     from ._checks import progress_lines
 
     # every probe and run goes to OUT/results.jsonl as it comes (one JSON line each, flushed): a Ctrl-C or a
-    # timeout keeps them; results.json (the whole report) is written at the end
-    Path(args.out).mkdir(parents=True, exist_ok=True)
+    # timeout keeps them; results.json (the whole report) is written at the end. The file is opened at the
+    # first result, so a run that fails before measuring anything leaves no empty folder behind.
     partial = Path(args.out) / "results.jsonl"
+    log: list[TextIO] = []
     kept = [0]
-    with open(partial, "w", encoding="utf-8") as log, progress_lines("loadtest") as step:
-        def on_result(label: str, row: dict) -> None:  # type: ignore[type-arg]
-            log.write(json.dumps({"config": label, **row}, default=str) + "\n")
-            log.flush()
-            kept[0] += 1
-            if row.get("kind") == "probe":
-                lat = row.get("percentile_latency_ms")
-                step(f"{label}: probe {row['target_qps']:g} QPS -> {'VALID' if row['valid'] else 'INVALID'}"
-                     + (f" (p-latency {lat:.2f} ms)" if lat is not None else ""))
 
-        try:
-            report = loadtest(configs, options, progress=step, outdir=args.out, on_result=on_result)
-        except KeyboardInterrupt:
-            err_console.print(f"interrupted: {kept[0]} result(s) kept in {partial}", markup=False)
-            return 130
+    def on_result(label: str, row: dict, step: Callable[..., None]) -> None:  # type: ignore[type-arg]
+        if not log:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            log.append(open(partial, "w", encoding="utf-8"))
+        log[0].write(json.dumps({"config": label, **row}, default=str) + "\n")
+        log[0].flush()
+        kept[0] += 1
+        if row.get("kind") == "probe":
+            lat = row.get("percentile_latency_ms")
+            step(f"{label}: probe {row['target_qps']:g} QPS -> {'VALID' if row['valid'] else 'INVALID'}"
+                 + (f" (p-latency {lat:.2f} ms)" if lat is not None else ""))
+
+    try:
+        with progress_lines("loadtest") as step:
+            report = loadtest(configs, options, progress=step, outdir=args.out,
+                              on_result=lambda label, row: on_result(label, row, step))
+    except KeyboardInterrupt:
+        where = f"{kept[0]} result(s) kept in {partial}" if kept[0] else "no result had finished"
+        err_console.print(f"interrupted: {where}", markup=False)
+        return 130
+    finally:
+        for fh in log:
+            fh.close()
     files = write_report(report, args.out, plot=args.plot)
     print_report(report)
     console.print(f"results: {files['json']}" + (f"; plot: {files['plot']}" if "plot" in files else ""))

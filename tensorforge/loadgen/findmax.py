@@ -216,8 +216,10 @@ class SweepResult:
 
 def latency_sweep(configs: Sequence[tuple[str, Callable[[], Target]]], budgets_ms: Sequence[float],
                   settings: ScenarioSettings, *, tolerance: float = 0.05, max_probes: int = 8,
-                  progress: ProbeFn | None = None) -> SweepResult:
-    """Find-max for every budget and every configuration (``(label, make_target)``; each target is closed after)."""
+                  progress: ProbeFn | None = None,
+                  on_probe: Callable[[str, float, Probe], None] | None = None) -> SweepResult:
+    """Find-max for every budget and every configuration (``(label, make_target)``; each target is closed after).
+    ``on_probe(label, budget_ms, probe)`` sees each probe as it is judged."""
     budgets = tuple(sorted(float(b) for b in budgets_ms))
     if not budgets or any(b <= 0 for b in budgets):
         raise InputError(f"latency budgets must be positive milliseconds, got {list(budgets_ms)}")
@@ -234,8 +236,9 @@ def latency_sweep(configs: Sequence[tuple[str, Callable[[], Target]]], budgets_m
             found: list[FindMaxResult] = []
             for b in budgets:
                 start = None if not found or found[-1].max_valid_qps is None else found[-1].max_valid_qps
+                keep = None if on_probe is None else (lambda p, label=label, b=b: on_probe(label, b, p))
                 found.append(find_max_qps(target, replace(base, latency_bound_ms=b), tolerance=tolerance,
-                                          max_probes=max_probes, start_qps=start, cache=cache))
+                                          max_probes=max_probes, start_qps=start, cache=cache, on_probe=keep))
             max_qps[label] = {b: r.max_valid_qps for b, r in zip(budgets, found)}
             details[label] = found
         finally:

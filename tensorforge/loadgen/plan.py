@@ -183,7 +183,9 @@ def loadtest(configs: Sequence[TargetConfig], options: LoadtestOptions, progress
     if options.mode == "sweep":
         makers = [(c.name(), (lambda c=c: _open(c, options, s.seed))) for c in configs]
         sweep = latency_sweep(makers, options.sweep_budgets_ms, s, tolerance=options.tolerance,
-                              max_probes=options.max_probes, progress=say)
+                              max_probes=options.max_probes, progress=say,
+                              on_probe=None if on_result is None else
+                              (lambda label, b, p: on_result(label, {"kind": "probe", "budget_ms": b, **p.to_dict()})))
         for c in configs:
             found = sweep.details.get(c.name(), [])
             best = [r.best for r in found if r.best is not None]

@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sized
 
 import numpy as np
 import onnx
@@ -72,8 +72,8 @@ def collect_histograms(model: onnx.ModelProto, batches: Iterable[Mapping[str, np
     names = list(session.output_names)
     hists = {name: AbsHistogram(num_bins) for name in tensors}
     # the step count for progress: a list's length, a stream's most batches (it may hold fewer samples)
-    total = len(batches) if hasattr(batches, "__len__") else (
-        -(-batches.max_samples // batches.batch_size) if hasattr(batches, "max_samples") else None)
+    most, size = getattr(batches, "max_samples", None), getattr(batches, "batch_size", None)
+    total = len(batches) if isinstance(batches, Sized) else (-(-most // size) if most and size else None)
     for i, feeds in enumerate(batches):
         try:
             outputs = session.run(feeds)

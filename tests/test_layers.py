@@ -43,6 +43,8 @@ SAME_ROW_ALLOWED: dict[tuple[str, str], str] = {
                          "bench's result types",
     ("precision", "graph"): "precision keys its calibration cache by graph.io's model hash; both are "
                             "ONNX -> ONNX transforms on one row",
+    ("scale", "serve"): "each Ray Serve replica runs the server's own model repository, DynamicBatcher and KServe "
+                        "ASGI app (serve.repository, serve.core, serve.http), so Ray serves the same API and batching",
     ("prune", "graph"): "pruning counts MACs/params with graph.analysis; both are ONNX -> ONNX transforms on one row",
     ("prune", "precision"): "the sensitivity-aware ratio search reuses precision's layer sensitivity and accuracy "
                             "guard (prune.guarded), as the issue asks: one sensitivity machinery",

@@ -12,7 +12,7 @@ import datetime as _dt
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import onnx
 
@@ -20,7 +20,7 @@ from ..backends.registry import get_backend
 from ..core.hashing import sha256
 from ..core.host import host_fingerprint, isa_flags, library_versions
 from ..core.precisions import BUILD_PRECISIONS
-from ..core.profiles import parse_shapes
+from ..core.profiles import ShapeProfile, parse_shapes
 from ..core.progress import report as report_progress
 from ..core.specs import io_specs
 from ..core.tolerances import TOLERANCES
@@ -30,9 +30,9 @@ from ..graph.batch import batch_dim_of, set_batch
 from ..graph.io import model_hash, normalize
 from ..graph.pipelines import run_pipeline
 from ..prune import PruneSpec, parse_prune, prune_model, speed_note
+from . import profile_step
 from .device import backend_for_device, resolve_device
 from .format import MODEL_PAYLOAD, write_engine
-from . import profile_step
 from .manifest import BackendRecord, BackendSettings, BuildRecord, Manifest, ModelInfo, freeze
 from .runtime import Engine
 from .source import ModelSource, resolve_source
@@ -117,9 +117,13 @@ class GraphSummary:
     macs_per_sample: int
 
     @classmethod
-    def of(cls, model: onnx.ModelProto) -> "GraphSummary":
+    def of(cls, model: onnx.ModelProto, profiles: Sequence[ShapeProfile] = ()) -> "GraphSummary":
+        """The summary; MACs per sample at the first profile's opt shapes when there are profiles
+        (a sequence model's work depends on its length), else at batch 1."""
+        macs = (profile_step.macs_at(model, profiles[0].shapes("opt")) if profiles
+                else analysis.count_macs(model, batch=1))
         return cls(nodes=len(model.graph.node), ops=analysis.op_histogram(model),
-                   params=analysis.count_params(model), macs_per_sample=analysis.count_macs(model, batch=1))
+                   params=analysis.count_params(model), macs_per_sample=macs)
 
 
 @dataclass(frozen=True)
@@ -253,23 +257,21 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
 
     t = time.perf_counter()
     reference_model, model, old_batch, notes = _normalize(original, options)
-    before = GraphSummary.of(reference_model)
-    timings["normalize"] = time.perf_counter() - t
     profiles, profile_note = profile_step.resolve(model, options.shapes, options.max_batch, original)
+    before = GraphSummary.of(reference_model, profiles)
+    timings["normalize"] = time.perf_counter() - t
     if profile_note:
         notes.append(profile_note)
     pruning = None
     if options.prune is not None:
         t = time.perf_counter()
         reference_model, model, pruning = _prune(reference_model, model, old_batch, options, src.path, name)
-        notes.append(f"pruned {pruning['spec']}: params {pruning['params_before']} -> {pruning['params_after']}, "
-                     f"MACs {pruning['macs_before']} -> {pruning['macs_after']}")
         timings["prune"] = time.perf_counter() - t
 
     t = time.perf_counter()
     optimized, pass_reports = run_pipeline(model, options.pipeline)
     timings["passes"] = time.perf_counter() - t
-    after = GraphSummary.of(optimized)
+    after = GraphSummary.of(optimized, profiles)
     payload = optimized.SerializeToString()
 
     verification = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import onnx
 from onnx import TensorProto
@@ -139,27 +139,37 @@ def count_params(model: onnx.ModelProto) -> int:
     return counted
 
 
-def _skeleton(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
-    """A weightless copy for shape inference, with the symbolic batch set to ``batch``.
+def _skeleton(model: onnx.ModelProto, batch: int,
+              shapes: Mapping[str, Sequence[int]] | None = None) -> onnx.ModelProto:
+    """A weightless copy for shape inference, with the symbolic batch set to ``batch``, and
+    the inputs named in ``shapes`` set to those whole shapes (their other symbolic dims, a
+    sequence length say, take the given values wherever the graph names them).
 
     Large float initializers become typed graph inputs, so no weight bytes are copied
     (models of several GB, or with external data not loaded, infer fine); small ones
     stay, since shape inference may need their values (e.g. Resize scales).
     """
     g = model.graph
+    shapes = shapes or {}
     inputs = [vi for vi in g.input]
     input_names = {vi.name for vi in inputs}
     init_names = {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
     small: list[onnx.TensorProto] = []
     new_inputs: list[onnx.ValueInfoProto] = []
-    batch_params: set[str] = set()
+    params: dict[str, int] = {}          # symbolic dim name -> the value it takes
     for vi in inputs:
         vi = onnx.ValueInfoProto.FromString(vi.SerializeToString())
         dims = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else []
+        if vi.name in shapes and len(shapes[vi.name]) == len(dims):
+            for d, size in zip(dims, shapes[vi.name]):
+                if d.dim_param:
+                    params[d.dim_param] = int(size)
+                d.Clear()
+                d.dim_value = int(size)
         # The batch is the leading symbolic dim of real (non-initializer) inputs.
-        if vi.name not in init_names and len(dims) > 0 and not dims[0].HasField("dim_value"):
+        elif vi.name not in init_names and len(dims) > 0 and not dims[0].HasField("dim_value"):
             if dims[0].dim_param:
-                batch_params.add(dims[0].dim_param)
+                params.setdefault(dims[0].dim_param, batch)
             dims[0].Clear()
             dims[0].dim_value = batch
         new_inputs.append(vi)
@@ -171,9 +181,10 @@ def _skeleton(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
             vi = onnx.ValueInfoProto.FromString(vi.SerializeToString())
             if vi.type.HasField("tensor_type"):
                 for d in vi.type.tensor_type.shape.dim:
-                    if d.HasField("dim_param") and d.dim_param in batch_params:
+                    if d.HasField("dim_param") and d.dim_param in params:
+                        value = params[d.dim_param]
                         d.Clear()
-                        d.dim_value = batch
+                        d.dim_value = value
             out.append(vi)
         return out
 
@@ -250,8 +261,10 @@ def _node_macs(node: onnx.NodeProto, shapes: dict[str, list[int | None]]) -> int
     return 0
 
 
-def count_macs(model: onnx.ModelProto, batch: int = 1) -> int:
-    """Multiply-accumulates of one call at batch size ``batch``.
+def count_macs(model: onnx.ModelProto, batch: int = 1, *, shapes: Mapping[str, Sequence[int]] | None = None) -> int:
+    """Multiply-accumulates of one call at batch size ``batch``; ``shapes`` (input name -> whole
+    shape, batch included) fixes the other dynamic axes too, e.g. a transformer's sequence
+    length, whose work a count at an unknown length would miss.
 
     The leading symbolic dim of every non-initializer graph input is set to ``batch``,
     then ``onnx.shape_inference`` gives every tensor a shape. Counted: Conv (grouped and
@@ -273,7 +286,7 @@ def count_macs(model: onnx.ModelProto, batch: int = 1) -> int:
     """
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    skel = _skeleton(model, batch)
+    skel = _skeleton(model, batch, shapes)
     try:  # strict: a declared value_info that contradicts inference raises...
         skel = onnx.shape_inference.infer_shapes(skel, strict_mode=True, data_prop=True)
     except Exception:  # ...and is dropped; then infer leniently, node by node
@@ -282,8 +295,8 @@ def count_macs(model: onnx.ModelProto, batch: int = 1) -> int:
             skel = onnx.shape_inference.infer_shapes(skel, data_prop=True)
         except Exception:  # never fail a statistic: count what the declared shapes allow
             pass
-    shapes = _shape_map(skel)
-    return sum(_node_macs(n, shapes) for g in _graphs(skel.graph) for n in g.node)
+    inferred = _shape_map(skel)
+    return sum(_node_macs(n, inferred) for g in _graphs(skel.graph) for n in g.node)
 
 
 def op_histogram(model: onnx.ModelProto) -> dict[str, int]:

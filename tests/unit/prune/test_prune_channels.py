@@ -12,9 +12,9 @@ from onnx import TensorProto, helper, numpy_helper
 from tensorforge.core.reference import compare
 from tensorforge.core.tolerances import TOLERANCES
 from tensorforge.graph.analysis import count_macs, count_params
+from tensorforge.models import zoo
 from tensorforge.prune import plan_channels, prune_model
 from tensorforge.prune.groups import channel_groups
-from tensorforge.models import zoo
 
 
 def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

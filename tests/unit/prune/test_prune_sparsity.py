@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from onnx import numpy_helper
 
 from tensorforge.errors import ConfigError
+from tensorforge.models import zoo
 from tensorforge.prune import PruneSpec, is_2_4, parse_prune, prune_model, sparsify
 from tensorforge.prune.sparsity import _two_of_four, sparsity_targets
-from tensorforge.models import zoo
 
 
 def _weights(model):

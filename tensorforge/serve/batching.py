@@ -148,7 +148,7 @@ class BatcherObserver(Protocol):
 # checks, before or instead of the queue) and "client_gone" (the client left after its batch had started).
 _COUNTERS = ("submitted", "success", "rejected", "timed_out", "cancelled", "backend_error", "closed", "batches",
              "rows", "queue_fill_ns", "queue_instance_ns", "compute_ns", "served", "served_ns", "bad_request",
-             "client_gone")
+             "client_gone", "thread_restarts")
 ADAPTER_OUTCOMES = ("served", "bad_request", "client_gone")
 
 
@@ -358,6 +358,8 @@ class DynamicBatcher:
             try:
                 return self._reap_until_closed()
             except Exception:
+                with self._lock:
+                    self._counts["thread_restarts"] += 1
                 logging.getLogger(__name__).exception("model %r: the queue-timeout thread failed; restarting it",
                                                       self.name)
 

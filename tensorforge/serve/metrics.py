@@ -14,6 +14,7 @@ summaries, so they aggregate across servers::
   tensorforge_batch_size{model,version}               rows per executed batch
   tensorforge_batch_fill_ratio{model,version}         rows / max_batch_size per executed batch
   tensorforge_queue_depth, tensorforge_inflight_requests, tensorforge_busy_instances   gauges, read at scrape
+  tensorforge_restarts_total{model,version,part}   instance processes / queue-timeout threads restarted
 
 The request counts are not kept here: ``tensorforge_requests_total`` is read at scrape time from each
 loaded model's batcher (:meth:`~tensorforge.serve.batching.DynamicBatcher.stats`, the one store of
@@ -148,11 +149,18 @@ class _FromBatchers:
             "busy_instances": GaugeMetricFamily("tensorforge_busy_instances", "Instances running a batch",
                                                 labels=["model", "version"]),
         }
+        restarts = CounterMetricFamily("tensorforge_restarts", "Internal parts restarted after they died: "
+                                       "an instance's child process, the batcher's queue-timeout thread",
+                                       labels=["model", "version", "part"])
         for mv in self._loaded():
             stats = mv.batcher.stats()
             for outcome, count in outcome_counts(stats).items():
                 requests.add_metric([mv.name, mv.version, outcome], count)
             for key, family in families.items():
                 family.add_metric([mv.name, mv.version], stats[key])
+            restarts.add_metric([mv.name, mv.version, "queue_timeout_thread"], stats["thread_restarts"])
+            restarts.add_metric([mv.name, mv.version, "instance_process"],
+                                sum(getattr(i, "restarts", 0) for i in mv.instances))
         yield requests
         yield from families.values()
+        yield restarts

@@ -335,7 +335,8 @@ def test_statistics_and_metrics_agree(server, client):
     families = {f.name: f for f in text_string_to_metric_families(text)}
     for name in ("tensorforge_requests", "tensorforge_request_duration_seconds", "tensorforge_queue_duration_seconds",
                  "tensorforge_compute_duration_seconds", "tensorforge_batch_size", "tensorforge_batch_fill_ratio",
-                 "tensorforge_queue_depth", "tensorforge_inflight_requests", "tensorforge_busy_instances"):
+                 "tensorforge_queue_depth", "tensorforge_inflight_requests", "tensorforge_busy_instances",
+                 "tensorforge_restarts"):
         assert name in families, name
 
     def sample(family, suffix="", **labels):
@@ -352,6 +353,7 @@ def test_statistics_and_metrics_agree(server, client):
     for outcome in ("rejected", "timed_out", "cancelled", "backend_error"):
         assert sample("tensorforge_requests", "_total", model="spin", outcome=outcome) == spin[outcome], outcome
     assert spin["backend_error"] >= 1
+    assert sample("tensorforge_restarts", "_total", model="tiny_mlp", part="instance_process") == 0
     fill = sample("tensorforge_batch_fill_ratio", "_sum", model="tiny_mlp") / sample("tensorforge_batch_fill_ratio", "_count", model="tiny_mlp")
     assert 0 < fill <= 1
 

@@ -141,3 +141,37 @@ def test_a_huge_timeout_is_refused_and_later_timeouts_still_fire():
     finally:
         release.set()
         batcher.close()
+
+
+def test_a_dead_queue_timeout_thread_is_restarted_counted_and_keeps_firing():
+    """The supervisor restarts the reaper after an exception (once, from its first clock reading),
+    counts it (``thread_restarts``, exported as ``tensorforge_restarts_total``), and timeouts still fire."""
+    from tensorforge.serve.batching import MonotonicClock
+
+    class FailsOnceInReaper(MonotonicClock):
+        failed = False
+
+        def now(self) -> float:
+            if threading.current_thread().name.startswith("tf-reaper") and not self.failed:
+                self.failed = True
+                raise RuntimeError("injected: the reaper's clock broke")
+            return super().now()
+
+    started, release = threading.Event(), threading.Event()
+
+    def held(inputs):
+        started.set()
+        assert release.wait(10)
+        return {"y": inputs["x"]}
+
+    x = {"x": np.zeros((1, 3), np.float32)}
+    batcher = DynamicBatcher(held, BatcherConfig(max_batch_size=1, max_queue_delay_ms=0), clock=FailsOnceInReaper())
+    try:
+        batcher.submit(x)
+        assert started.wait(5)
+        with pytest.raises(RequestTimeout, match="timed out"):
+            batcher.submit(x, timeout_ms=30).result(5)
+        assert batcher.stats()["thread_restarts"] == 1
+    finally:
+        release.set()
+        batcher.close()

@@ -25,7 +25,7 @@ def _requests_total(metrics: ServerMetrics) -> dict[str, float]:
 
 def test_statistics_and_metrics_read_one_store():
     with DynamicBatcher(lambda inputs: {"y": inputs["x"]}, BatcherConfig(max_batch_size=4)) as batcher:
-        mv = SimpleNamespace(name="m", version="1", batcher=batcher, observer=None)
+        mv = SimpleNamespace(name="m", version="1", batcher=batcher, observer=None, instances=[])
         metrics = ServerMetrics(lambda: [mv])
         core = ServingCore(repository=None, metrics=metrics, config=None)  # type: ignore[arg-type]
         for _ in range(3):

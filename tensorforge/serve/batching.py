@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError, ModelUnavailable, QueueFullError, RequestTimeout
 from .limits import MAX_TIMEOUT_US
-from .merge import merge, request_rows, signature, split
+from .merge import Grouping, RowGrouping, request_rows
 from .scheduling import BatchScheduler, QueuedRequest, _dead
 
 Execute = Callable[[dict[str, np.ndarray]], Mapping[str, np.ndarray]]
@@ -157,7 +157,7 @@ class DynamicBatcher:
 
     def __init__(self, execute: Execute | Sequence[Execute], config: BatcherConfig = BatcherConfig(), *,
                  observer: BatcherObserver | None = None, name: str = "model",
-                 clock: BatcherClock | None = None) -> None:
+                 clock: BatcherClock | None = None, grouping: Grouping | None = None) -> None:
         if callable(execute):
             executes: list[Execute] = [execute] * config.instances
         else:
@@ -168,6 +168,7 @@ class DynamicBatcher:
         self.config = config
         self.name = name
         self._clock: BatcherClock = clock if clock is not None else MonotonicClock()
+        self._grouping: Grouping = grouping if grouping is not None else RowGrouping()
         self._observer = observer
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
@@ -209,7 +210,7 @@ class DynamicBatcher:
         now = self._clock.now()
         request = QueuedRequest(inputs=inputs, rows=rows, priority=priority, future=future, arrival_s=now,
                                 deadline_s=None if timeout is None else now + timeout / 1000.0,
-                                signature=signature(inputs), seq=next(self._seq))
+                                signature=self._grouping.key(inputs), seq=next(self._seq))
         future.add_done_callback(self._on_done)
         with self._lock:
             if self._closing:
@@ -302,8 +303,9 @@ class DynamicBatcher:
         error: BaseException | None = None
         parts: list[dict[str, np.ndarray]] = []
         try:
-            outputs = execute(merge([r.inputs for r in batch]))
-            parts = split(outputs, [r.rows for r in batch])
+            inputs = [r.inputs for r in batch]
+            outputs = execute(self._grouping.merge(inputs))
+            parts = self._grouping.split(outputs, inputs)
         except Exception as exc:  # a backend failure fails this batch only
             error = exc
         compute = self._clock.now() - t0

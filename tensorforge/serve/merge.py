@@ -8,7 +8,7 @@ they agree on everything but the row count (:func:`signature`).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Hashable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -74,3 +74,36 @@ def split(outputs: Mapping[str, np.ndarray], rows: Sequence[int]) -> list[dict[s
         parts.append({name: value[start:start + n] for name, value in outputs.items()})
         start += n
     return parts
+
+
+class Grouping(Protocol):
+    """How a batcher forms batches from requests: which may share one, how to merge them, how to split outputs.
+
+    Only requests with equal :meth:`key` are merged. :class:`RowGrouping` (the default) merges along axis 0
+    requests that agree on names, dtypes and per-sample shapes; a sequence model's grouping may instead key
+    by a length bucket and pad on merge (``serve.padding``).
+    """
+
+    def key(self, inputs: Mapping[str, np.ndarray]) -> Hashable:
+        """Requests merge only when their keys are equal."""
+
+    def merge(self, requests: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The batch's inputs for these requests (all of one key), in order."""
+
+    def split(self, outputs: Mapping[str, np.ndarray],
+              requests: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Each request's own part of the batch's outputs, in the order of ``requests``."""
+
+
+class RowGrouping:
+    """The default grouping: equal :func:`signature`, concatenated along axis 0, split back row for row."""
+
+    def key(self, inputs: Mapping[str, np.ndarray]) -> Hashable:
+        return signature(inputs)
+
+    def merge(self, requests: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return merge(requests)
+
+    def split(self, outputs: Mapping[str, np.ndarray],
+              requests: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        return split(outputs, [request_rows(r) for r in requests])

@@ -33,11 +33,9 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Hashable, Mapping
 
 import numpy as np
-
-from .merge import Signature
 
 
 @dataclass(eq=False)
@@ -50,7 +48,7 @@ class QueuedRequest:
     future: "Future[Any]"
     arrival_s: float
     deadline_s: float | None
-    signature: Signature
+    signature: Hashable           # the grouping's key: only requests with equal keys share a batch
     seq: int = 0
     busy_clock_s: float = 0.0     # the batcher's all-instances-busy clock at arrival (for the queue-time split)
 
@@ -91,7 +89,7 @@ class BatchScheduler:
         candidates: list[QueuedRequest] = []
         rows = 0
         blocked = False
-        first_sig: Signature | None = None
+        first_sig: Hashable | None = None
         for queue in self.levels:
             if blocked:
                 break

@@ -7,7 +7,8 @@ with ``--clients`` closed-loop client threads sending batch-1 requests, max_batc
 and no queue delay, for three set-ups on the same engine:
 
 * ``threads``   — N Session instances in this process (ONNX Runtime releases the GIL);
-* ``processes`` — N child-process instances fed over pipes (no GIL shared, tensors copied);
+* ``processes`` — N child-process instances, tensors through shared memory (no GIL shared);
+* ``processes_pipe`` — the same, tensors written through the control pipe instead;
 * ``one_instance`` — a single instance using all cores (the baseline).
 
 Each instance gets cores ÷ N intra-op threads. Set-ups alternate in rounds; prints JSON
@@ -54,6 +55,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=3.0, help="seconds per set-up per round (default 3)")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=1, help="samples per request (default 1)")
     args = ap.parse_args()
 
     from tensorforge.core.specs import random_inputs
@@ -71,14 +73,15 @@ def main() -> None:
         print(f"building {args.model}", file=sys.stderr)
         build(args.model, path)
         engine = Engine.load(path)
-        x = random_inputs(engine.inputs, 1, seed=0)
+        x = random_inputs(engine.inputs, args.batch, seed=0)
         setups = {
             "threads": [ThreadInstance(engine, per) for _ in range(args.instances)],
-            "processes": [ProcessInstance(path, per) for _ in range(args.instances)],
+            "processes": [ProcessInstance(path, per, transport="shm") for _ in range(args.instances)],
+            "processes_pipe": [ProcessInstance(path, per, transport="pipe") for _ in range(args.instances)],
             "one_instance": [ThreadInstance(engine, cores)],
         }
         batchers = {name: DynamicBatcher([i.run for i in insts], BatcherConfig(
-            max_batch_size=1, max_queue_delay_ms=0, instances=len(insts), max_queue_size=4 * args.clients))
+            max_batch_size=args.batch, max_queue_delay_ms=0, instances=len(insts), max_queue_size=4 * args.clients))
             for name, insts in setups.items()}
         results: dict[str, dict[str, list[float]]] = {k: {"sps": [], "lat": []} for k in setups}
         try:
@@ -86,7 +89,8 @@ def main() -> None:
                 run(b, x, args.clients, 0.5)
             for r in range(args.rounds):
                 for name, b in batchers.items():
-                    sps, lat = run(b, x, args.clients, args.seconds)
+                    rps, lat = run(b, x, args.clients, args.seconds)
+                    sps = rps * args.batch
                     results[name]["sps"].append(sps)
                     results[name]["lat"].extend(lat)
                     print(f"round {r + 1}: {name:12s} {sps:8.1f} samples/s", file=sys.stderr)
@@ -105,6 +109,11 @@ def main() -> None:
                      "p99_ms": round(float(percentile(lat, 0.99)), 3)}
     t, p = out["threads"]["samples_per_s"], out["processes"]["samples_per_s"]  # type: ignore[index]
     out["threads_over_processes"] = round(t / p, 3) if p else None
+    pp = out["processes_pipe"]["samples_per_s"]  # type: ignore[index]
+    out["shm_over_pipe"] = round(p / pp, 3) if pp else None
+    out["batch"] = args.batch
+    from tensorforge.core.host import cpu_model, isa_flags
+    out["host"] = {"cpu": cpu_model(), "isa_flags": isa_flags()}
     print(json.dumps(out, indent=2))
 
 

@@ -3,17 +3,20 @@
 * :class:`ThreadInstance` — a Session in this process. ONNX Runtime releases the GIL
   while it computes, so N thread instances do run concurrently; this is the default.
 * :class:`ProcessInstance` — a Session in a child process (``python -m
-  tensorforge.serve.worker ENGINE``), fed over its stdin/stdout pipes. It isolates a
+  tensorforge.serve.worker ENGINE``), driven over its stdin/stdout pipes. It isolates a
   crashing backend (the child is restarted on the next batch) and sidesteps the GIL for
-  the Python around the model, at the cost of copying tensors through a pipe.
-  ``benchmarks/serve_instances.py`` measures which is faster here.
+  the Python around the model. Tensors cross through two shared-memory arenas
+  (:mod:`tensorforge.serve.shm`: one ``memcpy`` each way, only a JSON layout on the pipe)
+  where the platform has them, else through the pipe itself (``transport="pipe"``).
+  ``benchmarks/serve_instances.py`` measures threads, shared-memory and pipe processes.
 
 The pipe protocol is data, never code (no pickle): each message is a 4-byte
 little-endian header length, a JSON header ``{"tensors": [{"name", "dtype", "shape",
 "nbytes"}]}`` (or ``{"error": "...", "type": "InputError"}``), then the raw tensor bytes in
-that order. A TensorForge error raised in the child crosses as its class name and message and is
-raised again as the same :mod:`tensorforge.errors` class in the parent (looked up by name in that
-module, never unpickled), so a bad request is a 400 with process instances as with thread ones.
+that order; with shared memory the header is ``{"shm": LAYOUT}`` and no bytes follow. A
+TensorForge error raised in the child crosses as its class name and message and is raised again
+as the same :mod:`tensorforge.errors` class in the parent (looked up by name in that module, never
+unpickled), so a bad request is a 400 with process instances as with thread ones.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 from .. import errors
 from ..engine.runtime import Engine
 from ..errors import ModelError, TensorForgeError
+from . import shm
 
 log = logging.getLogger(__name__)
 _restarts_lock = threading.Lock()
@@ -60,11 +64,15 @@ class ThreadInstance:
 
 # -- the pipe protocol ---------------------------------------------------------------------------
 def write_message(stream: IO[bytes], tensors: Mapping[str, np.ndarray] | None = None,
-                  error: BaseException | str | None = None) -> None:
-    """Send tensors, or an error: an exception travels as its class name and message, a str as plain text."""
+                  error: BaseException | str | None = None, arena: shm.SharedArena | None = None) -> None:
+    """Send tensors (through ``arena`` when given), or an error: an exception travels as its class name and
+    message, a str as plain text."""
+    blobs: list[bytes | memoryview] = []
     if error is not None:
         header: dict[str, Any] = _error_header(error)
-        blobs: list[bytes | memoryview] = []
+    elif arena is not None:
+        assert tensors is not None
+        header = {"shm": arena.write(tensors)}
     else:
         assert tensors is not None
         arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
@@ -86,13 +94,19 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes:
     return data
 
 
-def read_message(stream: IO[bytes]) -> dict[str, np.ndarray]:
+def read_message(stream: IO[bytes], arena: shm.SharedArena | None = None,
+                 copy: bool = True) -> dict[str, np.ndarray]:
     """Read one message; a child's error is raised again: a TensorForge error as its own class, anything
-    else as RuntimeError("Type: message")."""
+    else as RuntimeError("Type: message"). Shared-memory tensors are copied out of ``arena`` unless not
+    ``copy`` (then they are views, valid until the arena is written again)."""
     (n,) = struct.unpack("<I", _read_exact(stream, 4))
     header = json.loads(_read_exact(stream, n))
     if "error" in header:
         raise _error_from_header(header)
+    if "shm" in header:
+        if arena is None:
+            raise ModelError("got a shared-memory message on a pipe-only channel")
+        return arena.read(header["shm"], copy=copy)
     out = {}
     for t in header["tensors"]:
         dtype = np.dtype(t["dtype"])
@@ -123,21 +137,37 @@ def _error_from_header(header: Mapping[str, Any]) -> Exception:
     return RuntimeError(f"{kind}: {text}")
 
 
-class ProcessInstance:
-    """A Session in a child process; restarted on the next batch if it dies."""
+TRANSPORTS = ("shm", "pipe")
 
-    def __init__(self, engine_path: str | os.PathLike[str], threads: int) -> None:
+
+class ProcessInstance:
+    """A Session in a child process; restarted on the next batch if it dies.
+
+    ``transport``: ``"shm"`` (shared-memory arenas, the default where :func:`shm.available`) or ``"pipe"``.
+    """
+
+    def __init__(self, engine_path: str | os.PathLike[str], threads: int, transport: str | None = None) -> None:
+        if transport is None:
+            transport = "shm" if shm.available() else "pipe"
+        if transport not in TRANSPORTS:
+            raise errors.ConfigError(f"transport must be one of {list(TRANSPORTS)}, got {transport!r}")
+        if transport == "shm" and not shm.available():
+            raise errors.ConfigError("transport 'shm' needs os.memfd_create (Linux); use transport 'pipe'")
         self.engine_path = str(Path(engine_path).resolve())
         self.threads = threads
+        self.transport = transport
+        self._arenas = (shm.SharedArena(name="tf-in"), shm.SharedArena(name="tf-out")) if transport == "shm" else None
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0          # times this instance's child died (crash, OOM kill, SIGKILL) and was restarted
         self._start()
 
     def _start(self) -> None:
+        fds = () if self._arenas is None else tuple(a.fd for a in self._arenas)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tensorforge.serve.worker", self.engine_path, str(self.threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)   # the child's stderr is ours: its warnings show
+            [sys.executable, "-m", "tensorforge.serve.worker", self.engine_path, str(self.threads), *map(str, fds)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,   # the child's stderr is ours: its warnings show
+            pass_fds=fds)
         assert self._proc.stdout is not None
         try:
             read_message(self._proc.stdout)          # the child's "ready" (an empty tensor list)
@@ -155,8 +185,9 @@ class ProcessInstance:
             proc = self._proc
             assert proc is not None and proc.stdin is not None and proc.stdout is not None
             try:
-                write_message(proc.stdin, inputs)
-                return read_message(proc.stdout)
+                arena_in, arena_out = self._arenas if self._arenas is not None else (None, None)
+                write_message(proc.stdin, inputs, arena=arena_in)
+                return read_message(proc.stdout, arena=arena_out)
             except (EOFError, BrokenPipeError, OSError) as exc:
                 proc.kill()
                 proc.wait(5)           # reap it now: the next batch sees it dead and restarts it
@@ -192,11 +223,19 @@ class ProcessInstance:
                 proc.wait(5)
         if proc is not None and proc.stdout is not None:
             proc.stdout.close()
+        if self._arenas is not None:
+            for arena in self._arenas:
+                arena.close()
+            self._arenas = None
 
 
-def _child_main(engine_path: str, threads: int) -> int:
-    """The child side: load the engine, say ready, then answer batches until stdin closes."""
+def _child_main(engine_path: str, threads: int, fds: tuple[int, ...] = ()) -> int:
+    """The child side: load the engine, say ready, then answer batches until stdin closes. ``fds``: the
+    parent's input and output shared-memory arenas (empty: tensors come through the pipe)."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    arena_in = arena_out = None
+    if fds:
+        arena_in, arena_out = shm.SharedArena(fds[0]), shm.SharedArena(fds[1])
     sys.stdout = sys.stderr                       # stray prints must not corrupt the pipe
     try:
         session = Engine.load(engine_path).session(threads=threads, check_finite=False, warn_host=False)
@@ -206,16 +245,21 @@ def _child_main(engine_path: str, threads: int) -> int:
     write_message(stdout, {})
     while True:
         try:
-            inputs = read_message(stdin)
+            inputs = read_message(stdin, arena=arena_in, copy=False)
         except EOFError:
             return 0
+        except TensorForgeError as exc:       # a bad layout: refuse this batch, keep serving
+            write_message(stdout, error=exc)
+            continue
         try:
             outputs = session.run(inputs)
         except Exception as exc:  # reported to the parent, which fails that batch only
             write_message(stdout, error=exc)
             continue
-        write_message(stdout, outputs)
+        finally:
+            del inputs                        # drop the views into the input arena before it can be remapped
+        write_message(stdout, outputs, arena=arena_out)
 
 
 if __name__ == "__main__":  # pragma: no cover - runs in the child process
-    sys.exit(_child_main(sys.argv[1], int(sys.argv[2])))
+    sys.exit(_child_main(sys.argv[1], int(sys.argv[2]), tuple(int(a) for a in sys.argv[3:5])))

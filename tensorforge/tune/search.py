@@ -34,6 +34,7 @@ from ..backends.reference import reference_session
 from ..backends.registry import get_backend
 from ..core import tolerances
 from ..core.hashing import sha256
+from ..core.progress import report
 from ..core.specs import TensorSpec, random_inputs
 from ..errors import BackendUnavailable, InputError, TuningError, VerificationError
 from .cache import TimingCache, cache_key
@@ -292,6 +293,7 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
                 note("skipped", f"budget: {left:.0f} s left, this candidate needs ~{need:.0f} s")
                 continue
             say(f"trying {cand.label}")
+            report("tuning", i, len(tried), f"candidate {cand.label}, {max(0.0, left):.0f} s of budget left")
             try:
                 data, tol, reference = payload(cand)
                 contender = _open(cand, data, options, batch, feeds)

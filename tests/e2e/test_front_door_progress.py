@@ -80,3 +80,14 @@ def test_sweep_probes_kept_with_their_budget(capsys, tmp_path):
     assert rc in (0, 1)
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert rows and all(r["kind"] == "probe" and r["budget_ms"] == 40.0 for r in rows)
+
+
+def test_tuning_reports_each_candidate_when_piped(tmp_path):
+    """`build --tune` piped: one progress line per tuner candidate, numbered against the candidate count."""
+    p = subprocess.run([sys.executable, "-m", "tensorforge", "build", "tiny_mlp", "--tune", "latency", "--tune-budget", "4", "--no-tune-cache",
+                        "--no-verify", "-o", str(tmp_path / "t.tfe")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    steps = [line for line in p.stderr.splitlines() if "tuning " in line and "candidate " in line]
+    assert steps, p.stderr
+    first = steps[0].split("tuning ", 1)[1]
+    assert first.startswith("1/"), steps[0]

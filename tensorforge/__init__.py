@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 _ERRORS = ("TensorForgeError", "ModelError", "InputError", "ConfigError", "EngineFileError", "BackendUnavailable",
            "BuildError", "TuningError", "VerificationError", "ResourceError", "ServingError", "QueueFullError",
-           "RequestTimeout", "ModelNotFound", "ModelUnavailable", "CalibrationError")
+           "RequestTimeout", "DeadlineUnmeetable", "ModelNotFound", "ModelUnavailable", "CalibrationError")
 
 # public name -> "module" (same attribute name there) or "module:attribute"
 _EXPORTS = {
@@ -68,13 +68,17 @@ _EXPORTS = {
     "LoadtestOptions": "tensorforge.loadgen.plan",
     "LoadtestReport": "tensorforge.loadgen.plan",
     "ScenarioSettings": "tensorforge.loadgen.scenarios",
+    "tune_serve": "tensorforge.api.tune_serve",
+    "offline": "tensorforge.api.offline:offline_files",
+    "write_report": "tensorforge.report.html",
     **{name: "tensorforge.errors" for name in _ERRORS},
 }
 
 # command of the ``tensorforge`` tool -> the public name that does the same from Python
 COMMANDS = {"build": "build", "run": "run", "bench": "bench", "accuracy": "accuracy", "calibrate": "calibrate",
             "sensitivity": "sensitivity", "profile": "profile", "info": "info", "zoo": "zoo",
-            "backends": "backends", "serve": "serve", "loadtest": "loadtest"}
+            "backends": "backends", "serve": "serve", "loadtest": "loadtest", "tune-serve": "tune_serve",
+            "offline": "offline", "report": "write_report"}
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

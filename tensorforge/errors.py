@@ -78,7 +78,14 @@ class ModelUnavailable(ServingError):
     """The model is being unloaded or the server is shutting down; it accepts no new requests."""
 
 
-__all__ += ["ServingError", "QueueFullError", "RequestTimeout", "ModelNotFound", "ModelUnavailable"]
+class DeadlineUnmeetable(QueueFullError):
+    """A queued request's deadline (its timeout, or the model's SLO) can no longer be met even if it ran
+    now, alone; it was shed before any compute. Overload, like a full queue (503 / UNAVAILABLE): retry
+    later, relax the deadline, or add instances."""
+
+
+__all__ += ["ServingError", "QueueFullError", "RequestTimeout", "ModelNotFound", "ModelUnavailable",
+            "DeadlineUnmeetable"]
 
 
 # -- settings --------------------------------------------------------------------------------------

@@ -15,114 +15,66 @@ Method (the whitepapers' "Test Methodology", made explicit):
     :class:`~tensorforge.core.streams.StreamPool`); each timed call is one wave of N
     requests, throughput is samples/s over the wall time of all streams together and the
     latencies are per request. The baseline peer runs the same N streams on its own
-    session with the same threads, so the speedup stays like for like.
+    session with the same threads, so the speedup stays like for like. With
+    ``split_threads=False`` (the CLI's ``--concurrency``) the thread count stays as given (or the
+    backend's default) at every level: a load sweep of N requests in flight against one fixed
+    session, as perf_analyzer's ``--concurrency-range`` does;
+  * ``iterations`` replaces the time budget by a fixed count of timed calls per row (after the
+    warm-up), spread over the rounds; ``keep_times`` keeps each request's latency in the row
+    (``times_ms``) for export; ``input_data`` (a .npy/.npz file or an image folder,
+    :mod:`tensorforge.bench.inputs`) replaces the random inputs, the calls cycling through its rows;
+  * ``backend`` builds an ONNX file or zoo name for that backend (an engine file keeps its own).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Callable
 
 import onnx
 
 from ..core.host import host_fingerprint, library_versions
-from ..core.precisions import PRECISIONS
 from ..core.specs import concrete_shape, random_inputs
-from ..core.streams import StreamPool, threads_per_worker
+from ..core.streams import StreamPool
 from ..core.timing import Measurement, Timer, paired_timing
 from ..engine.build import BuildOptions, build
 from ..engine.runtime import Engine
 from ..engine.source import resolve_source
-from ..errors import ConfigError, InputError, ResourceError, TensorForgeError
+from ..errors import InputError, ResourceError, TensorForgeError
 from . import footprint
+from .inputs import read_inputs
 from .memory import PeakMemory, available_memory_bytes
+from .options import (  # noqa: F401  (BenchRow, the parsers and WHITEPAPER_BATCHES: re-exported, as before the split)
+    WHITEPAPER_BATCHES,
+    BenchOptions,
+    BenchResult,
+    BenchRow,
+    batches_from_text,
+    streams_from_text,
+)
 from .peers import bare_onnxruntime, ort_version
 from .power import PowerReading, PowerUnavailable, detect_power_meter
 
-WHITEPAPER_BATCHES = (1, 2, 4, 8, 64, 128)
 MEMORY_SAFETY = 0.8    # refuse a batch whose estimate exceeds this share of available memory
 ProgressFn = Callable[[str, float], None]
 
 
-@dataclass(frozen=True)
-class BenchOptions:
-    batches: tuple[int, ...] = WHITEPAPER_BATCHES
-    duration_s: float = 2.0
-    warmup_s: float = 0.5
-    min_iterations: int = 10
-    threads: int | None = None
-    baseline: bool = False
-    rounds: int = 6
-    seed: int = 0
-    noise_threshold_pct: float = 10.0
-    precision: str = "fp32"          # built at this precision when the target is an ONNX file or zoo name
-    calibration: Any = None          # INT8 calibration data (see BuildOptions); None = random (speed only)
-    streams: tuple[int, ...] = (1,)  # concurrent streams on one session; one row per batch and stream count
-    shapes: Any = None               # shape profile(s) for the build (BuildOptions.shapes): run at each "opt"
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"bench precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r} "
-                              "('best' needs held-out data: build it with precision=\"best\" first, then bench the "
-                              "engine)")
-        if not self.batches or any(b < 1 for b in self.batches):
-            raise ConfigError(f"batch sizes must be positive integers, got {list(self.batches)}")
-        if self.duration_s <= 0 or self.warmup_s < 0:
-            raise ConfigError(f"`duration_s` must be > 0 and `warmup_s` >= 0, got {self.duration_s} and "
-                              f"{self.warmup_s}")
-        if self.rounds < 1 or self.min_iterations < 1:
-            raise ConfigError(f"`rounds` and `min_iterations` must be >= 1, got {self.rounds} and "
-                              f"{self.min_iterations}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"`threads` must be >= 1 (or None for the backend's default), got {self.threads}")
-        # a lone int or a list is kind, and clear enough: store a tuple either way
-        object.__setattr__(self, "streams", (self.streams,) if isinstance(self.streams, int) else tuple(self.streams))
-        if not self.streams or any(not isinstance(n, int) or n < 1 for n in self.streams):
-            raise ConfigError(f"streams must be positive integers like (1, 2, 4), got {self.streams!r}")
-
-    def threads_for(self, streams: int) -> int | None:
-        """Intra-op threads of the session that runs ``streams`` streams (None: the backend's default)."""
-        return self.threads if self.threads is not None or streams == 1 else threads_per_worker(streams)
-
-
-@dataclass(frozen=True)
-class BenchRow:
-    batch: int
-    engine: Measurement
-    peak_rss_bytes: int
-    estimated_bytes: int
-    power: dict[str, Any]
-    power_w: float | None
-    perf_per_watt: float | None
-    energy_j_per_sample: float | None
-    baseline: Measurement | None = None
-    speedup_vs_baseline: float | None = None     # median of per-round paired ratios
-    speedup_noise_pct: float | None = None       # half-range of those ratios, %
-    verdict_vs_baseline: str | None = None      # faster / same / slower, judged against the run's noise
-    streams: int = 1                             # concurrent requests on one session (weights shared)
-    threads: int | None = None                   # that session's intra-op threads (None: backend default)
-
-
-@dataclass(frozen=True)
-class BenchResult:
-    model: dict[str, Any]
-    options: dict[str, Any]
-    host: dict[str, Any]
-    libraries: dict[str, str]
-    power_source: str
-    rows: list[BenchRow]
-    warnings: list[str] = field(default_factory=list)
-    schema: str = "tensorforge.bench/1"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _load_target(target: Any, options: BenchOptions) -> tuple[Engine, bytes | None, str, list[str]]:
-    """(engine, original ONNX bytes for the baseline or None, label, build warnings)."""
+    """(engine, original ONNX bytes for the baseline or None, label, build warnings).
+
+    ``input_data`` is read and checked against the model's inputs before any build starts."""
     src = resolve_source(target)
     engine = src.engine
+    if options.input_data is not None:
+        from ..core.specs import io_specs
+
+        read_inputs(options.input_data, engine.inputs if engine is not None else io_specs(src.onnx_model())[0],
+                    model=src.name)
     if engine is not None:
+        if options.backend is not None and options.backend != engine.manifest.backend.name:
+            raise InputError(f"{engine.name!r} is an engine file built for {engine.manifest.backend.name!r}; its "
+                             f"backend is fixed at build time. Bench the ONNX file or zoo name with "
+                             f"backend={options.backend}, or rebuild it with that backend")
         built = engine.manifest.precision
         if options.precision != "fp32" and options.precision != built:
             raise InputError(f"{engine.name!r} is a {built} engine; its precision is fixed at build time. Bench the "
@@ -136,7 +88,8 @@ def _load_target(target: Any, options: BenchOptions) -> tuple[Engine, bytes | No
     if options.precision == "int8" and calibration is None:
         calibration = "random"
     engine, report = build(src, options=BuildOptions(threads=options.threads, precision=options.precision,
-                                                     calibration=calibration, shapes=options.shapes))
+                                                     calibration=calibration, shapes=options.shapes,
+                                                     backend=options.backend))
     return engine, model.SerializeToString(), src.name, list(report.warnings)
 
 
@@ -205,15 +158,22 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
     rows = []
     # Non-batch dynamic axes (a sequence length) at the engine's shape profile "opt", not 1.
     opt_shapes = engine.manifest.profiles[0].shapes("opt") if engine.manifest.profiles else None
+    samples = read_inputs(options.input_data, engine.inputs, model=label) if options.input_data else None
     cases = [(b, n) for b in options.batches for n in options.streams]
     for step, (batch, n) in enumerate(cases):
         where = f"batch {batch}" + (f", {n} streams" if n > 1 else "")
         if progress:
             progress(where, step / len(cases))
-        feeds = random_inputs(engine.inputs, batch, seed=options.seed + batch, opt=opt_shapes)
         threads = options.threads_for(n)
-        ours = _Contender(sessions[threads].run, n)
-        theirs = _Contender(peers[threads], n) if peers else None
+        if samples is None:
+            feeds = random_inputs(engine.inputs, batch, seed=options.seed + batch, opt=opt_shapes)
+            ours = _Contender(sessions[threads].run, n)
+            theirs = _Contender(peers[threads], n) if peers else None
+        else:
+            cycle = samples.feeds(batch)
+            feeds = cycle[0]
+            ours = _Contender(_cycling(sessions[threads].run, cycle), n)
+            theirs = _Contender(_cycling(peers[threads], cycle), n) if peers else None
         try:
             row = _measure_row(options, meter, power_source, feeds, ours, theirs, batch=batch, streams=n,
                                threads=threads, estimated_bytes=estimates[batch, n], where=where, warnings=warnings)
@@ -231,6 +191,7 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
                     "bench_shape_at_batch_1": list(concrete_shape(s, 1, opt_shapes))} for s in engine.inputs],
         "precision": engine.manifest.precision,
         "backend": engine.manifest.backend.name,
+        "input_data": samples.describe() if samples is not None else "random (seeded)",
     }
     libraries = library_versions()
     if peers:
@@ -238,6 +199,17 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
                                  + (", the engine's streams and threads" if options.streams != (1,) else ""))
     return BenchResult(model=model_info, options=asdict(options), host=host_fingerprint(), libraries=libraries,
                        power_source=power_source, rows=rows, warnings=warnings)
+
+
+def _cycling(run: Callable[[Any], Any], cycle: list[dict[str, Any]]) -> Callable[[Any], Any]:
+    """``run`` on the next feeds of ``cycle`` at each call (the feeds passed are ignored): real input rows
+    taken in turn. ``next`` of an itertools.cycle is atomic under the GIL, so streams may share it."""
+    import itertools
+
+    if len(cycle) == 1:
+        return run
+    feeds = itertools.cycle(cycle)
+    return lambda _ignored: run(next(feeds))
 
 
 class _Contender:
@@ -255,6 +227,10 @@ class _Contender:
     def measurement(self, batch: int, threshold_pct: float) -> Measurement:
         return self.timer.measurement(batch, threshold_pct, self.pool.latencies_ns if self.pool is not None else None)
 
+    def times_ms(self) -> list[float]:
+        """Each timed request's latency in ms, in completion order (a stream pool's per request)."""
+        return [t / 1e6 for t in (self.pool.latencies_ns if self.pool is not None else self.timer.samples)]
+
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
@@ -269,14 +245,22 @@ def _measure_row(options: BenchOptions, meter: Any, power_source: str, feeds: An
         if theirs:
             theirs.warm(feeds, options.warmup_s)
         energy_j, metered_s, readings = 0.0, 0.0, []
-        slice_s = options.duration_s / options.rounds
+        counts = options.round_counts()        # --iterations: exact calls per round, no time budget
+        rounds = len(counts) if counts else options.rounds
+        slice_s = 0.0 if counts else options.duration_s / options.rounds
         per_round_min = max(1, -(-options.min_iterations // options.rounds))
+        done = {"ours": 0, "theirs": 0}
+
+        def calls(who: str) -> int:          # this round's count of timed calls for `who`
+            r = done[who]
+            done[who] += 1
+            return counts[r] if counts else per_round_min
 
         def our_round() -> float:            # metered: the power reading covers our rounds only
             nonlocal energy_j, metered_s
             if not isinstance(meter, PowerUnavailable):
                 meter.start()
-            rate = ours.timer.run_for(feeds, slice_s, per_round_min)
+            rate = ours.timer.run_for(feeds, slice_s, calls("ours"))
             if not isinstance(meter, PowerUnavailable):
                 reading: PowerReading = meter.stop()
                 energy_j += reading.energy_j
@@ -284,8 +268,8 @@ def _measure_row(options: BenchOptions, meter: Any, power_source: str, feeds: An
                 readings.append(reading)
             return rate
 
-        paired = paired_timing(our_round, (lambda: theirs.timer.run_for(feeds, slice_s, per_round_min))
-                               if theirs else None, options.rounds)
+        paired = paired_timing(our_round, (lambda: theirs.timer.run_for(feeds, slice_s, calls("theirs")))
+                               if theirs else None, rounds)
     m = ours.measurement(batch, options.noise_threshold_pct)
     power_w = perf_w = j_per_sample = None
     if readings and metered_s > 0:
@@ -300,28 +284,9 @@ def _measure_row(options: BenchOptions, meter: Any, power_source: str, feeds: An
     if m.noise["noisy"]:
         warnings.append(f"{where}: per-window medians spread {m.noise['spread_pct']:.1f}% "
                         f"(> {options.noise_threshold_pct:.0f}%): too noisy to trust; close other programs "
-                        "or raise `duration_s`")
+                        f"or raise `{'iterations' if options.iterations else 'duration_s'}`")
     return BenchRow(batch=batch, engine=m, peak_rss_bytes=mem.peak_bytes, estimated_bytes=estimated_bytes,
                     power=power, power_w=power_w, perf_per_watt=perf_w, energy_j_per_sample=j_per_sample,
                     baseline=base, speedup_vs_baseline=speedup, speedup_noise_pct=speedup_noise,
-                    verdict_vs_baseline=verdict, streams=streams, threads=threads)
-
-
-def batches_from_text(text: str) -> tuple[int, ...]:
-    """Parse ``"1,2,8"`` (the CLI's --batch) with a clear error."""
-    return _positive_ints(text, "--batch", "1,8,64")
-
-
-def streams_from_text(text: str) -> tuple[int, ...]:
-    """Parse ``"1,2,4"`` (the CLI's --streams) with a clear error."""
-    return _positive_ints(text, "--streams", "2 or 1,2,4")
-
-
-def _positive_ints(text: str, flag: str, example: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise InputError(f"{flag} takes comma-separated integers like {example}; got {text!r}") from exc
-    if not values or any(v < 1 for v in values):
-        raise InputError(f"{flag} takes positive integers like {example}; got {text!r}")
-    return values
+                    verdict_vs_baseline=verdict, streams=streams, threads=threads,
+                    times_ms=ours.times_ms() if options.keep_times else None)

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 # top-level module -> the extra of pyproject.toml that brings it
 EXTRA_OF_MODULE = {
@@ -97,7 +97,7 @@ def check_threads(threads: int | None, flag: str = "--threads") -> None:
 
 # argparse destination -> its flag, for the file outputs every command checks before it starts
 OUTPUT_FILES = {"output": "-o", "json": "--json", "csv": "--csv", "report": "--report",
-                "pareto_plot": "--pareto-plot"}
+                "pareto_plot": "--pareto-plot", "export_times": "--export-times"}
 THREAD_COUNTS = {"threads": "--threads", "threads_per_instance": "--threads-per-instance"}
 
 
@@ -115,6 +115,49 @@ def check_args(args: object) -> None:
         value = getattr(args, dest, None)
         if isinstance(value, int):
             check_threads(value, flag)
+
+
+def check_input_data(path: str | None, flag: str = "--input") -> None:
+    """A real-input file or folder (``bench --input``) exists and is a kind the reader takes: a .npy or
+    .npz file, or a folder (of images; what is inside is checked against the model later, still before
+    any timing)."""
+    from ..errors import InputError
+
+    if path is None:
+        return
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{flag} {path}: no such file or folder; give a .npy file, an .npz file or a folder of "
+                         "images")
+    if p.is_file() and p.suffix.lower() not in (".npy", ".npz"):
+        raise InputError(f"{flag} {path}: unsupported file type {p.suffix or '(none)'!r}; give a .npy file, an .npz "
+                         "file or a folder of images")
+
+
+def check_bench_args(args: object) -> None:
+    """``bench``'s flag combinations and limits, before any build or measurement."""
+    from ..errors import InputError
+
+    def get(name: str) -> Any:
+        return getattr(args, name, None)
+
+    iterations, duration = get("iterations"), get("duration")
+    if iterations is not None and duration is not None:
+        raise InputError("give --iterations (a count of timed calls) or --duration (seconds), not both")
+    if iterations is not None and iterations < 1:
+        raise InputError(f"--iterations must be at least 1, got {iterations}")
+    if duration is not None and not duration > 0:
+        raise InputError(f"--duration must be > 0 seconds, got {duration}")
+    if get("concurrency") is not None and str(get("streams") or "1").strip() != "1":
+        raise InputError("give --streams (threads split between streams) or --concurrency (a load sweep on fixed "
+                         "threads), not both")
+    for dest, flag in (("max_cv", "--max-cv"), ("max_spread", "--max-spread")):
+        value = get(dest)
+        if value is not None and not get("strict"):
+            raise InputError(f"{flag} is a limit of --strict; add --strict (or leave {flag} out)")
+        if value is not None and not value >= 0:
+            raise InputError(f"{flag} is a percentage >= 0 (e.g. 10 for 10%), got {value}")
+    check_input_data(get("input"))
 
 
 Step = Callable[..., None]

@@ -14,7 +14,7 @@ DEFAULT_MODEL = "mobilenet_v2"
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help=HELP, description=para(
         "Benchmark like trtexec/giexec: for each batch size, warm up, then run back-to-back "
-        "inferences on random inputs and report throughput (samples/s), latency percentiles "
+        "inferences on random inputs (or --input's real data) and report throughput (samples/s), latency percentiles "
         "(ms), peak memory, and power / perf-per-watt / joules-per-sample when a power sensor "
         "exists (RAPL on Linux CPUs, NVML on NVIDIA GPUs; otherwise 'n/a' with the reason). "
         "--baseline also runs bare ONNX Runtime on the original model in the same run, "
@@ -27,18 +27,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "samples of all streams over the wall time; its latencies are per request. Streams "
         "help when one request cannot keep every core busy (small batches, small models), "
         "usually at some cost in latency: --streams 1,2,4 measures each, one row per batch "
-        "size and stream count. With --baseline, ONNX Runtime runs the same streams and threads."),
+        "size and stream count. With --baseline, ONNX Runtime runs the same streams and threads.") + "\n\n" + para(
+        "--concurrency 1,2,4,8 is a load sweep instead (perf_analyzer's --concurrency-range): N requests in "
+        "flight on one session whose threads stay as --threads (or the backend's default) at every level, one "
+        "row per level with its throughput and latency percentiles (the 'streams' column and JSON field hold "
+        "the level). --iterations N times exactly N calls per row instead of --duration seconds (trtexec's "
+        "--iterations); --export-times FILE writes every timed request's latency; --strict exits 1 when a row "
+        "is too noisy to trust; --input replaces the random inputs by real data; --backend builds the model for "
+        "another backend first, in the same process.") + "\n\n" + para(
+        "Exit codes: 0 done; 1 --strict and a row over --max-cv / --max-spread (one line says which); 2 a bad "
+        "argument, before any measuring (one line)."),
         epilog="examples:\n  tensorforge bench                          (mobilenet_v2, batches 1,2,4,8,64,128)\n"
                "  tensorforge bench resnet50 --batch 1,8 --baseline\n"
                "  tensorforge bench resnet50 --batch 1,8 --precision fp32,fp16,int8 --baseline\n"
                "  tensorforge bench model.tfe --batch 1 --duration 10 --json out.json\n"
-               "  tensorforge bench resnet50 --batch 1 --streams 1,2,4   (throughput vs concurrent streams)",
+               "  tensorforge bench resnet50 --batch 1 --streams 1,2,4   (throughput vs concurrent streams)\n"
+               "  tensorforge bench tiny_mlp --batch 1 --concurrency 1,2,4,8 --json sweep.json\n"
+               "  tensorforge bench mnist_cnn --backend openvino --batch 1,8 --iterations 500 "
+               "--export-times times.csv\n"
+               "  tensorforge bench model.tfe --batch 1 --iterations 2000 --strict --max-cv 5   (CI gate)\n"
+               "  tensorforge bench mnist_cnn --batch 8 --input digits.npz      (real inputs, rows taken in turn)\n"
+               "  tensorforge bench resnet50 --batch 1 --input images/          (jpg/png resized to the input)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                    help=f"engine file (.tfe), ONNX file or zoo name (default: {DEFAULT_MODEL})")
     p.add_argument("--batch", default="1,2,4,8,64,128", help="comma-separated batch sizes (default: 1,2,4,8,64,128)")
-    p.add_argument("--duration", type=float, default=2.0,
-                   help="timed seconds per row: per batch size (and stream count) (default: 2)")
+    p.add_argument("--duration", type=float,
+                   help="timed seconds per row: per batch size (and stream count) (default: 2; not with "
+                        "--iterations)")
+    p.add_argument("--iterations", type=int, metavar="N",
+                   help="time exactly N calls per row after the warm-up, instead of a --duration (with --streams or "
+                        "--concurrency C, each call is one wave of C requests, so a row holds N×C requests)")
     p.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds per row (default: 0.5)")
     p.add_argument("--min-iterations", type=int, default=5, help="at least this many timed calls (default: 5)")
     p.add_argument("--threads", type=int,
@@ -47,6 +66,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--streams", default="1", metavar="N[,N...]",
                    help="concurrent streams on one shared-weights session, comma-separated to compare, e.g. 1,2,4 "
                         "(default: 1)")
+    p.add_argument("--concurrency", metavar="N[,N...]",
+                   help="load sweep: N requests in flight on one session, its threads fixed (--threads or the "
+                        "backend's default) at every level, e.g. 1,2,4,8; one row per level (not with --streams)")
+    p.add_argument("--backend", metavar="NAME",
+                   help="build the ONNX file or zoo model for this backend first, in this process, at the default "
+                        "settings (see `tensorforge backends`; default: onnxruntime). An engine file keeps the "
+                        "backend it was built for")
+    p.add_argument("--input", metavar="FILE|DIR",
+                   help="real inputs instead of random ones: FILE.npy (one-input model; rows on axis 0), FILE.npz "
+                        "(one array per input, named after it) or a folder of images (jpg/png/…, converted to the "
+                        "model's channels, resized to its H×W, scaled to [0,1], laid out as its input; no mean/std "
+                        "— give arrays for that). Checked against the model's inputs first; calls take the rows "
+                        "in turn, wrapping around")
     p.add_argument("--baseline", action="store_true",
                    help="also measure bare ONNX Runtime on the original model, same inputs, same run")
     p.add_argument("--precision", default="fp32",
@@ -62,28 +94,63 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "input_ids:1x16,1x64,8x128 (default: the model's own profile; the length used is printed)")
     p.add_argument("--json", metavar="FILE", help="write every figure and setting as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per batch size as CSV")
+    p.add_argument("--export-times", metavar="FILE",
+                   help="write every timed request's latency in ms, warm-up excluded: FILE.csv gives CSV lines "
+                        "precision,batch,streams,index,latency_ms; any other name gives JSON, a list of "
+                        "{precision, batch, streams, threads, times_ms: [...]} (one per row)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 (one line says which row and why) when a row's latencies are too noisy: CV over "
+                        "--max-cv or window-median spread over --max-spread")
+    p.add_argument("--max-cv", type=float, metavar="PCT",
+                   help="with --strict: most coefficient of variation of the latencies (std/mean), in percent "
+                        "(default: 10)")
+    p.add_argument("--max-spread", type=float, metavar="PCT",
+                   help="with --strict: most spread between the medians of 5 consecutive windows of the run "
+                        "(drift), in percent (default: 10)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..bench.precisions import bench_precisions
     from ..bench.runner import BenchOptions, batches_from_text, streams_from_text
+    from ..bench.strict import noisy_rows
     from ..report.bench import write_bench_csv, write_bench_json
-    from ._checks import library_progress
+    from ._checks import check_bench_args, library_progress
 
+    check_bench_args(args)        # flag combinations and limits: one line, exit 2, before anything runs
     precisions = [x.strip() for x in args.precision.split(",") if x.strip()] or ["fp32"]
-    options = BenchOptions(batches=batches_from_text(args.batch), duration_s=args.duration, warmup_s=args.warmup,
+    concurrency = streams_from_text(args.concurrency, "--concurrency") if args.concurrency else None
+    options = BenchOptions(batches=batches_from_text(args.batch),
+                           duration_s=args.duration if args.duration is not None else 2.0, warmup_s=args.warmup,
                            min_iterations=args.min_iterations, threads=args.threads, baseline=args.baseline,
-                           calibration=args.calib, streams=streams_from_text(args.streams),
-                           shapes=args.shapes)
+                           calibration=args.calib, streams=concurrency or streams_from_text(args.streams),
+                           shapes=args.shapes, iterations=args.iterations, keep_times=bool(args.export_times),
+                           split_threads=concurrency is None, backend=args.backend, input_data=args.input)
     # one line per row (batch, precision) when piped, a bar on a terminal; calibration batches too
     with library_progress(f"bench {args.model}") as step:
         results = bench_precisions(args.model, precisions, options, progress=lambda label, f: step(label, f))
     print_table(results)
+    if concurrency:
+        console.print("concurrency: the 'streams' column is the number of requests in flight; the session's threads "
+                      "are the same at every level")
     if args.json:
         write_bench_json(args.json, results)
     if args.csv:
         write_bench_csv(args.csv, results)
+    if args.export_times:
+        from ..bench.times import write_times
+
+        console.print(f"per-request times: {write_times(args.export_times, results)}")
+    if args.strict:
+        reasons = noisy_rows(results, max_cv_pct=10.0 if args.max_cv is None else args.max_cv,
+                             max_spread_pct=10.0 if args.max_spread is None else args.max_spread)
+        if reasons:
+            import sys
+
+            more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+            print(f"error: --strict: too noisy to trust: {reasons[0]}{more}; close other programs, raise --duration "
+                  "or --iterations, or loosen --max-cv / --max-spread", file=sys.stderr)     # one line, unwrapped
+            return 1
     return 0
 
 

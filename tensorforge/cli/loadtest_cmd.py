@@ -36,11 +36,12 @@ _EPILOG = """examples:
   tensorforge loadtest http://127.0.0.1:8000 --model mobilenet_v2 --scenario offline
   tensorforge loadtest model.tfe --scenario single-stream --harness mlperf
   tensorforge loadtest noop --scenario server --target-qps 20000 --latency-bound 1
+  tensorforge loadtest mnist_cnn --scenario offline --input digits.npz   (real inputs instead of random)
 
 exit codes:
   0  every result VALID (find-max / sweep: a VALID load was found)
   1  the verdict is INVALID: the run failed (find-max: not even the lowest load probed was VALID;
-     several --target-qps: none of them VALID)
+     several --target-qps: none of them VALID). This is always so: no --strict flag is needed
   2  a bad argument or a missing extra (one line on stderr)
   130 interrupted (Ctrl-C): the probes and runs so far stay in OUT/results.jsonl
 
@@ -73,6 +74,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="offline: samples to issue (default: measured rate × min duration × 1.1)")
     g.add_argument("--arrival", choices=("poisson", "constant"), default="poisson", help="server arrivals")
     g.add_argument("--seed", type=int, default=0, help="seed of the arrival schedule and input data (default 0)")
+    g.add_argument("--input", metavar="FILE|DIR",
+                   help="real inputs instead of random ones, for in-process targets: FILE.npy (one-input model; "
+                        "rows on axis 0), FILE.npz (one array per input, named after it) or a folder of images "
+                        "(resized to the input's H×W, scaled to [0,1]); checked against the model's inputs before "
+                        "the run, queries take the rows in turn (as `tensorforge bench --input`)")
     g.add_argument("--warmup", type=float, default=0.5, metavar="S", help="warm-up seconds (default 0.5)")
     g.add_argument("--tolerance", type=float, default=0.05, help="find-max: stop when the bracket is this narrow")
     g.add_argument("--max-probes", type=int, default=10, help="find-max: most server runs per search")
@@ -139,6 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..loadgen.results import write_report
     from ..loadgen.scenarios import ScenarioSettings
 
+    inputs = _read_input(args.input, args.targets) if args.input else None     # bad data: fail before the run
     qps = _numbers(args.target_qps)
     percentile = None
     if args.percentile is not None:
@@ -157,7 +164,7 @@ def _run(args: argparse.Namespace) -> int:
                               sweep_budgets_ms=budgets, harness=args.harness, tolerance=args.tolerance,
                               max_probes=args.max_probes, threads=args.threads, model=args.model,
                               model_version=args.model_version, concurrency=args.concurrency,
-                              max_batch=args.max_batch, dataset=args.dataset)
+                              max_batch=args.max_batch, dataset=args.dataset, inputs=inputs)
     batcher = {"instances": args.instances, "max_queue_size": args.queue_size}
     configs = target_configs(args.targets, _numbers(args.max_batch_size, int), _numbers(args.max_queue_delay_ms),
                              **batcher)
@@ -200,6 +207,25 @@ def _run(args: argparse.Namespace) -> int:
     print_report(report)
     console.print(f"results: {files['json']}" + (f"; plot: {files['plot']}" if "plot" in files else ""))
     return _exit_code(report)
+
+
+def _read_input(path: str, targets: list[str]):  # type: ignore[no-untyped-def]
+    """``--input`` read and checked against the first in-process target's inputs (no build needed)."""
+    from ..bench.inputs import read_inputs
+    from ..core.specs import io_specs
+    from ..engine.source import resolve_source
+    from ..errors import InputError
+    from ._checks import check_input_data
+
+    check_input_data(path)
+    local = [t for t in targets if not t.lower().startswith(("http://", "https://", "grpc://", "sleep:"))
+             and t.lower() != "noop"]
+    if not local:
+        raise InputError("--input feeds an in-process model (engine file, ONNX file or zoo name); servers, noop "
+                         "and sleep:… targets send their own data")
+    src = resolve_source(local[0])
+    specs = src.engine.inputs if src.engine is not None else io_specs(src.onnx_model())[0]
+    return read_inputs(path, specs, model=src.name)
 
 
 def _exit_code(report) -> int:  # type: ignore[no-untyped-def]

@@ -21,15 +21,19 @@ from . import (
     calibrate_cmd,
     info_cmd,
     loadtest_cmd,
+    offline_cmd,
     profile_cmd,
+    report_cmd,
     run_cmd,
     sensitivity_cmd,
     serve_cmd,
+    tune_serve_cmd,
     zoo_cmd,
 )
 
 COMMANDS = (accuracy_cmd, bench_cmd, build_cmd, calibrate_cmd, sensitivity_cmd, profile_cmd, run_cmd, info_cmd, zoo_cmd,
-            backends_cmd, loadtest_cmd, serve_cmd)
+            backends_cmd, loadtest_cmd, serve_cmd, tune_serve_cmd, offline_cmd,
+            report_cmd)
 
 DESCRIPTION = """\
 TensorForge turns a trained network (an ONNX file or a built-in zoo model) into an
@@ -67,6 +71,7 @@ PARAM_FLAGS = {
     "max_duration_s": "--max-duration", "offline_sample_count": "--offline-samples", "qps": "--target-qps",
     "budget": "--budget", "accuracy_budget": "--accuracy-budget", "precisions": "--precisions",
     "auth_token_file": "--auth-token-file", "max_queue_size": "--max-queue-size",
+    "inputs": "--input", "output_dir": "--output", "input_data": "--input",
 }
 _TICKED = re.compile(r"`([a-z][a-z0-9_]*)`")
 _ASSIGNED = re.compile(r"(?<![\w.-])([a-z][a-z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s,;)]*)")

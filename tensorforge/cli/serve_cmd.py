@@ -45,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                "  tensorforge serve resnet50.tfe                       (HTTP :8000, gRPC :8001, metrics :8002)\n"
                "  tensorforge serve a.tfe b.tfe --max-batch-size 16 --max-queue-delay-ms 5 --instances 2\n"
                "  tensorforge serve --repository models/ --http-port 9000 --grpc-port off\n"
+               "  tensorforge serve resnet50.tfe --ray --replicas auto  (Ray Serve, local or --address cluster)\n"
                "  curl localhost:8000/v2/models/resnet50               (metadata)\n"
                "  curl localhost:8002/metrics                          (Prometheus)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,7 +96,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="ONNX Runtime threads per instance (default: cores ÷ instances)")
     b.add_argument("--timeout-ms", type=float, help="default per-request queue timeout in ms (default: none)")
     b.add_argument("--priority-levels", type=int, default=1, help="priority levels; requests pick 1 (highest)..N")
+    b.add_argument("--slo-ms", type=float,
+                   help="latency objective per request, in ms: the batcher grows a batch only while every request in "
+                        "it can still finish in time (from the batch-size → compute-time curve measured at load and "
+                        "refreshed live), and answers 503 at once to a request that can no longer make it "
+                        "(default: none — batches by --max-queue-delay-ms only)")
+    r = p.add_argument_group("Ray Serve (scale out; pip install 'tensorforge[scale]')")
+    r.add_argument("--ray", action="store_true",
+                   help="deploy ENGINE on Ray Serve instead: same KServe v2 HTTP API (at --host/--http-port, on "
+                        "Ray Serve's proxy), our batcher with the options above inside every replica; no gRPC or "
+                        "metrics port (Ray exports its own metrics)")
+    r.add_argument("--address", help="--ray: the Ray cluster to join (host:port or 'auto'); default: a running one, "
+                                     "else a new local one on this machine")
+    r.add_argument("--replicas", type=_replicas, default=1,
+                   help="--ray: copies of the model across the cluster, a number or 'auto' (Ray Serve's "
+                        "autoscaler adds replicas when requests in flight per replica pass one full batch per "
+                        "instance; 1..4) (default 1)")
+    r.add_argument("--proxy-location", choices=("EveryNode", "HeadOnly"), default="EveryNode",
+                   help="--ray: where Ray Serve's HTTP proxies run (HeadOnly when several nodes share one "
+                        "machine, and so one port) (default EveryNode)")
     p.set_defaults(func=_run)
+
+
+def _replicas(text: str) -> int | str:
+    if text.lower() == "auto":
+        return "auto"
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a replica count is a whole number >= 1 or 'auto', got {text!r}")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"a replica count is >= 1 (or 'auto'), got {n}")
+    return n
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -108,8 +140,15 @@ def _run(args: argparse.Namespace) -> int:
         batcher=BatcherConfig(max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
                               preferred_batch_sizes=preferred, max_queue_size=args.max_queue_size,
                               instances=args.instances, default_timeout_ms=args.timeout_ms,
-                              priority_levels=args.priority_levels, idle_dispatch=not args.strict_queue_delay),
+                              priority_levels=args.priority_levels, idle_dispatch=not args.strict_queue_delay,
+                              slo_ms=args.slo_ms),
         instance_kind=args.instance_kind, threads_per_instance=args.threads_per_instance)
+    if args.ray:
+        return _run_ray(args, model_config)
+    if args.address or args.replicas != 1 or args.proxy_location != "EveryNode":
+        from ..errors import InputError
+
+        raise InputError("--address, --replicas and --proxy-location are for Ray Serve; add --ray")
     config = ServerConfig(host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
                           metrics_port=args.metrics_port, auth_token=token,
                           max_request_bytes=int(args.max_request_mb * 2**20),
@@ -143,5 +182,47 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    print("stopped", flush=True)
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _run_ray(args: argparse.Namespace, model_config: object) -> int:
+    from ..api.serve import serve_on_ray
+    from ..errors import InputError
+    from ..scale.blob import require_ray
+
+    require_ray("serve")                   # one line naming the extra, before anything else
+    if args.repository or len(args.engines) != 1:
+        raise InputError("--ray deploys one engine file: give exactly one ENGINE (no --repository)")
+    if args.http_port is None:
+        raise InputError("--ray serves over HTTP: give --http-port a port number")
+    where = serve_on_ray(args.engines[0], address=args.address, replicas=args.replicas, http_host=args.host,
+                         http_port=args.http_port, proxy_location=args.proxy_location, model_config=model_config)
+    print(f"serving 1 model on Ray Serve ({args.replicas} replica(s)): http://{where}", flush=True)
+    print("press Ctrl-C (or send SIGTERM) to stop: the application is deleted from the cluster", flush=True)
+    from ray import serve as ray_serve
+
+    try:
+        _wait_for_signal()
+    finally:
+        print("stopping: deleting the Ray Serve application…", file=sys.stderr, flush=True)
+        ray_serve.delete("tensorforge")
+        if not args.address:
+            ray_serve.shutdown()
     print("stopped", flush=True)
     return 0

@@ -76,6 +76,7 @@ class LoadtestOptions:
     max_batch: int | None = None                # remote: samples per request (default: the server's)
     dataset: str | None = None
     mlperf_dir: str = "mlperf"
+    inputs: Any = None          # real data instead of random: feeds(batch) -> feed dicts (bench.inputs.read_inputs)
 
     def __post_init__(self) -> None:
         if self.harness not in ("ours", "mlperf"):
@@ -162,7 +163,7 @@ def target_configs(specs: Sequence[str], batch_sizes: Sequence[int] = (), delays
 
 def _open(config: TargetConfig, o: LoadtestOptions, seed: int) -> Target:
     return open_target(config.spec, config=config.batcher, threads=o.threads, model=o.model, version=o.model_version,
-                       concurrency=o.concurrency, max_batch=o.max_batch, seed=seed)
+                       concurrency=o.concurrency, max_batch=o.max_batch, seed=seed, inputs=o.inputs)
 
 
 def loadtest(configs: Sequence[TargetConfig], options: LoadtestOptions, progress: Progress | None = None,
@@ -249,5 +250,6 @@ def _one_config(c: TargetConfig, o: LoadtestOptions, say: Progress, mlperf_dir: 
 def _options_dict(o: LoadtestOptions) -> dict[str, Any]:
     d = {k: v for k, v in o.__dict__.items() if k != "settings"}
     d["settings"] = o.settings.to_dict()
+    d["inputs"] = o.inputs.describe() if o.inputs is not None else "random (seeded)"
     d["mode"] = o.mode
     return d

@@ -16,6 +16,7 @@ _EXPORTS = {
     "BatcherConfig": "tensorforge.serve.batching",
     "DynamicBatcher": "tensorforge.serve.batching",
     "BatchRecord": "tensorforge.serve.batching",
+    "BatchCurve": "tensorforge.serve.batch_curve",
     "ModelConfig": "tensorforge.serve.config",
     "ServerConfig": "tensorforge.serve.config",
     "InferenceServer": "tensorforge.serve.server",

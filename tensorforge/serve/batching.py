@@ -18,7 +18,13 @@ Semantics a caller can rely on:
   away); a request whose timeout passes before its batch starts fails with
   :class:`RequestTimeout` — neither reaches the model; once a batch started it completes;
 * an exception in ``execute`` fails that batch's requests only (each future raises it);
-* requests are dispatched in submission order within a priority level (level 0 first).
+* requests are dispatched in submission order within a priority level (level 0 first) and
+  grouping key; a request of another key does not hold up a batch (it waits for its own);
+* with a deadline (``timeout_ms``, or the config's ``slo_ms`` / ``default_timeout_ms``), the
+  batch is planned on a :class:`~tensorforge.serve.batch_curve.BatchCurve` (given, e.g.
+  measured at load, and refreshed from every batch): it goes early when waiting cannot help,
+  and a request that cannot make its deadline even alone is shed with
+  :class:`~tensorforge.errors.DeadlineUnmeetable` (503) before any compute.
 
 Every reading of the time and every timed wait goes through a :class:`BatcherClock`
 (default :class:`MonotonicClock`: ``time.perf_counter`` and the condition's own timed
@@ -35,12 +41,14 @@ import logging
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, ModelUnavailable, QueueFullError, RequestTimeout
+from ..errors import ConfigError, DeadlineUnmeetable, InputError, ModelUnavailable, QueueFullError, RequestTimeout
+from .batch_curve import BatchCurve
+from .batcher_config import BatcherConfig
 from .limits import MAX_TIMEOUT_US
 from .merge import Grouping, RowGrouping, request_rows
 from .scheduling import BatchScheduler, QueuedRequest, _dead
@@ -69,58 +77,6 @@ class MonotonicClock:
 
 
 @dataclass(frozen=True)
-class BatcherConfig:
-    """Batching and queueing settings of one model (version)."""
-
-    max_batch_size: int = 8
-    max_queue_delay_ms: float = 10.0
-    preferred_batch_sizes: tuple[int, ...] = ()
-    max_queue_size: int = 256            # queued requests; beyond → QueueFullError at submit
-    instances: int = 1
-    default_timeout_ms: float | None = None
-    priority_levels: int = 1
-    idle_dispatch: bool = True           # a lone request on an idle batcher goes at once (scheduling.py, rule 2)
-
-    def __post_init__(self) -> None:
-        if self.max_batch_size < 1:
-            raise ConfigError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
-        if self.max_queue_delay_ms < 0:
-            raise ConfigError(f"max_queue_delay_ms must be >= 0 (0 = send at once), got {self.max_queue_delay_ms}")
-        object.__setattr__(self, "preferred_batch_sizes", tuple(int(b) for b in self.preferred_batch_sizes))
-        bad = [b for b in self.preferred_batch_sizes if not 1 <= b <= self.max_batch_size]
-        if bad:
-            raise ConfigError(f"preferred_batch_sizes {bad} are outside 1..max_batch_size ({self.max_batch_size})")
-        if self.max_queue_size < 1:
-            raise ConfigError(f"max_queue_size must be >= 1, got {self.max_queue_size}")
-        if self.instances < 1:
-            raise ConfigError(f"instances must be >= 1, got {self.instances}")
-        if self.default_timeout_ms is not None and not 0 < self.default_timeout_ms <= MAX_TIMEOUT_US / 1000:
-            raise ConfigError(f"default_timeout_ms must be in (0, {MAX_TIMEOUT_US // 1000}] or None (no timeout), "
-                              f"got {self.default_timeout_ms}")
-        if self.priority_levels < 1:
-            raise ConfigError(f"priority_levels must be >= 1, got {self.priority_levels}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["preferred_batch_sizes"] = list(self.preferred_batch_sizes)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "BatcherConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown batcher setting(s) {unknown}; known: {sorted(known)}")
-        values = dict(data)
-        if "preferred_batch_sizes" in values:
-            values["preferred_batch_sizes"] = tuple(values["preferred_batch_sizes"])
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError(f"bad batcher settings {dict(data)}: {exc}") from exc
-
-
-@dataclass(frozen=True)
 class BatchRecord:
     """One executed batch, for metrics: per-request queue times split in two, and the compute time."""
 
@@ -146,9 +102,12 @@ class BatcherObserver(Protocol):
 # the protocol adapters report, through :meth:`DynamicBatcher.count_request`, what happens around it:
 # "served" (the response was encoded; "served_ns" sums receipt → response), "bad_request" (refused by the
 # checks, before or instead of the queue) and "client_gone" (the client left after its batch had started).
+# "shed": failed before compute, their deadline unmeetable; "dispatched_early": batches sent before their
+# window closed because waiting could not help a deadline; "probes": doomed requests run on an idle batcher
+# instead of shed, to refresh the batch curve (scheduling.py, rules 4-5).
 _COUNTERS = ("submitted", "success", "rejected", "timed_out", "cancelled", "backend_error", "closed", "batches",
              "rows", "queue_fill_ns", "queue_instance_ns", "compute_ns", "served", "served_ns", "bad_request",
-             "client_gone", "thread_restarts")
+             "client_gone", "thread_restarts", "shed", "dispatched_early", "probes")
 ADAPTER_OUTCOMES = ("served", "bad_request", "client_gone")
 
 
@@ -157,7 +116,8 @@ class DynamicBatcher:
 
     def __init__(self, execute: Execute | Sequence[Execute], config: BatcherConfig = BatcherConfig(), *,
                  observer: BatcherObserver | None = None, name: str = "model",
-                 clock: BatcherClock | None = None, grouping: Grouping | None = None) -> None:
+                 clock: BatcherClock | None = None, grouping: Grouping | None = None,
+                 curve: BatchCurve | None = None) -> None:
         if callable(execute):
             executes: list[Execute] = [execute] * config.instances
         else:
@@ -173,8 +133,10 @@ class DynamicBatcher:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         self._reap = threading.Condition(self._lock)
+        # rows → compute seconds: given (measured at load), else learnt from the live batches
+        self._curve = curve if curve is not None else BatchCurve()
         self._sched = BatchScheduler(config.max_batch_size, config.max_queue_delay_ms, config.preferred_batch_sizes,
-                                     config.priority_levels)
+                                     config.priority_levels, curve=self._curve)
         self._seq = itertools.count()
         self._deadlines: list[tuple[float, int, QueuedRequest]] = []
         self._reaper: threading.Thread | None = None
@@ -205,7 +167,7 @@ class DynamicBatcher:
                              f"(this model has {self.config.priority_levels} priority level(s); 0 is served first)")
         if timeout_ms is not None and not 0 < timeout_ms <= MAX_TIMEOUT_US / 1000:
             raise InputError(f"timeout_ms must be in (0, {MAX_TIMEOUT_US // 1000}], got {timeout_ms}")
-        timeout = timeout_ms if timeout_ms is not None else self.config.default_timeout_ms
+        timeout = timeout_ms if timeout_ms is not None else self.config.default_deadline_ms()
         future: Future[dict[str, np.ndarray]] = Future()
         now = self._clock.now()
         request = QueuedRequest(inputs=inputs, rows=rows, priority=priority, future=future, arrival_s=now,
@@ -257,6 +219,7 @@ class DynamicBatcher:
     def _instance_loop(self, index: int, execute: Execute) -> None:
         while True:
             expired: list[QueuedRequest] = []
+            shed: list[QueuedRequest] = []
             batch: list[QueuedRequest] = []
             with self._lock:
                 self._set_idle(+1)
@@ -267,20 +230,25 @@ class DynamicBatcher:
                         return
                     now = self._clock.now()
                     idle = self.config.idle_dispatch and self._busy == 0
-                    decision = self._sched.poll(now, flush=self._closing, idle=idle)
+                    decision = self._sched.poll(now, flush=self._closing, idle=idle, quiet=self._busy == 0)
                     expired = self._claim(decision.expired)
+                    shed = self._claim(decision.shed)
                     batch = self._claim(decision.batch)
-                    if batch or expired:
+                    if batch or expired or shed:
                         break
                     timeout = None if decision.wake_at_s is None else max(0.0, decision.wake_at_s - now)
                     self._clock.wait(self._work, timeout)
                 busy_clock = self._busy_clock(now)
                 self._set_idle(-1)
                 self._counts["timed_out"] += len(expired)
+                self._counts["shed"] += len(shed)
                 if batch:
+                    self._counts["dispatched_early"] += decision.early
+                    self._counts["probes"] += decision.probe
                     self._busy += 1
                     self._in_flight += len(batch)
             self._fail_expired(expired)
+            self._fail_shed(shed, now)
             if batch:
                 self._run(index, execute, batch, now, busy_clock)
 
@@ -330,6 +298,8 @@ class DynamicBatcher:
             entry = self._batch_sizes.setdefault(rows, [0, 0])
             entry[0] += 1
             entry[1] += int(compute * 1e9)
+            if error is None:
+                self._curve.observe(rows, compute)
             self._last_batch_unix_ms = int(time.time() * 1000)
         if self._observer is not None:
             record = BatchRecord(instance=index, rows=rows, requests=len(batch),
@@ -353,6 +323,16 @@ class DynamicBatcher:
             request.future.set_exception(RequestTimeout(
                 f"model {self.name!r}: request timed out after {waited_ms:.1f} ms in the queue, before any "
                 "instance started it; it was dropped (raise the timeout, or add instances)"))
+
+    def _fail_shed(self, shed: list[QueuedRequest], now: float) -> None:
+        for request in shed:
+            assert request.deadline_s is not None
+            with self._lock:
+                compute_ms = self._curve.compute_s(request.rows) * 1000.0
+            request.future.set_exception(DeadlineUnmeetable(
+                f"model {self.name!r}: deadline {(request.deadline_s - request.arrival_s) * 1000.0:.0f} ms cannot be "
+                f"met: {(now - request.arrival_s) * 1000.0:.0f} ms queued + {compute_ms:.0f} ms compute; shed before "
+                "computing (retry later, relax the timeout / slo_ms, or add instances)"))
 
     def _reaper_loop(self) -> None:
         """Supervises the reaping: one bad deadline must not leave every later timeout unenforced."""
@@ -442,5 +422,6 @@ class DynamicBatcher:
             out.update(queue_depth=self._pending, in_flight=self._in_flight, busy_instances=self._busy,
                        instances=self.config.instances, last_batch_unix_ms=self._last_batch_unix_ms,
                        batch_sizes={rows: {"count": c, "compute_ns": ns}
-                                    for rows, (c, ns) in sorted(self._batch_sizes.items())})
+                                    for rows, (c, ns) in sorted(self._batch_sizes.items())},
+                       batch_curve=self._curve.to_dict())
         return out

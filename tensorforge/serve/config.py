@@ -5,7 +5,17 @@ parameter of a repository *load* request) is one flat JSON object; every key is 
 
     {"max_batch_size": 8, "max_queue_delay_ms": 10, "preferred_batch_sizes": [4, 8],
      "max_queue_size": 256, "instances": 2, "instance_kind": "thread", "threads_per_instance": 1,
-     "default_timeout_ms": null, "priority_levels": 2, "version_policy": "latest", "check_finite": true}
+     "default_timeout_ms": null, "slo_ms": null, "priority_levels": 2, "version_policy": "latest",
+     "check_finite": true}
+
+``slo_ms`` is the model's latency objective: the deadline of a request that sets no timeout of
+its own. The batcher plans each batch against the deadlines (``serve/scheduling.py``, rules
+4-5): it dispatches early when waiting cannot help, and sheds with 503 a request that can no
+longer make its deadline, before computing it.
+
+A sequence model served with padding (serve/padding.py) also takes ``"sequence_buckets"`` (length
+bucket edges, e.g. ``[16, 32, 64, 128]``) and ``"max_padding_waste"`` (0..1, the most of a batch
+that may be padding; 0.5 by default, powers of two).
 
 ``version_policy`` is ``"latest"`` (the highest numeric version only, the default),
 ``"all"``, or a list of version numbers. Unknown keys are refused with the list of known
@@ -26,7 +36,8 @@ from .batching import BatcherConfig
 
 INSTANCE_KINDS = ("thread", "process")
 HTTP_IMPLS = ("uvicorn", "wire")
-_MODEL_KEYS = ("instance_kind", "threads_per_instance", "version_policy", "check_finite")
+_MODEL_KEYS = ("instance_kind", "threads_per_instance", "version_policy", "check_finite", "sequence_buckets",
+               "max_padding_waste")
 
 
 @dataclass(frozen=True)
@@ -38,8 +49,21 @@ class ModelConfig:
     threads_per_instance: int | None = None       # ORT intra-op threads per instance; None: threads_per_worker
     version_policy: str | tuple[int, ...] = "latest"
     check_finite: bool = True                     # refuse NaN/Inf inputs with 400 (per request, before batching)
+    sequence_buckets: tuple[int, ...] | None = None   # length bucket edges of a padded sequence model (padding.py)
+    max_padding_waste: float | None = None        # cap on a batch's padded share; None: 0.5 without buckets
 
     def __post_init__(self) -> None:
+        if self.sequence_buckets is not None:
+            buckets = self.sequence_buckets
+            if not isinstance(buckets, (list, tuple)) or not buckets or not all(
+                    isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in buckets):
+                raise ConfigError(f"sequence_buckets must be a list of lengths >= 1, e.g. [16, 32, 64, 128], "
+                                  f"got {buckets!r}")
+            object.__setattr__(self, "sequence_buckets", tuple(sorted(set(buckets))))
+        if self.max_padding_waste is not None and not (
+                isinstance(self.max_padding_waste, (int, float)) and 0 <= self.max_padding_waste <= 1):
+            raise ConfigError(f"max_padding_waste must be a fraction 0..1 of padded positions (1: no cap), "
+                              f"got {self.max_padding_waste!r}")
         if self.instance_kind not in INSTANCE_KINDS:
             raise ConfigError(f"instance_kind must be one of {list(INSTANCE_KINDS)}, got {self.instance_kind!r}")
         if self.threads_per_instance is not None and self.threads_per_instance < 1:
@@ -62,7 +86,9 @@ class ModelConfig:
         d = self.batcher.to_dict()
         d.update(instance_kind=self.instance_kind, threads_per_instance=self.threads_per_instance,
                  version_policy=list(self.version_policy) if isinstance(self.version_policy, tuple)
-                 else self.version_policy, check_finite=self.check_finite)
+                 else self.version_policy, check_finite=self.check_finite,
+                 sequence_buckets=list(self.sequence_buckets) if self.sequence_buckets is not None else None,
+                 max_padding_waste=self.max_padding_waste)
         return d
 
     @classmethod

@@ -118,10 +118,11 @@ class ServingCore:
     # -- inference ---------------------------------------------------------------------------------
     def validate(self, mv: ModelVersion, request: InferRequest) -> None:
         """Check the request against the model: its inputs by the one feed check the Python session uses
-        too (:func:`~tensorforge.core.feeds.check_feeds`: names, dtypes, shapes, batch, values), then the
-        outputs it asks for. InputError names the problem."""
+        too (:func:`~tensorforge.core.feeds.check_feeds`: names, dtypes, shapes, batch, values, and the
+        engine's shape profiles — a length past the profile's max is a 400 naming input, shape and profile,
+        never a padded batch the engine refuses), then the outputs it asks for. InputError names the problem."""
         check_feeds(request.inputs, mv.inputs, model=mv.name, check_finite=mv.config.check_finite,
-                    max_batch=mv.config.batcher.max_batch_size if mv.batchable else None)
+                    max_batch=mv.config.batcher.max_batch_size if mv.batchable else None, profiles=mv.profiles)
         if request.outputs is not None:
             known = [s.name for s in mv.outputs]
             bad = [n for n, _ in request.outputs if n not in known]
@@ -177,6 +178,7 @@ class ServingCore:
         return {"model_stats": [self._model_stats(mv) for mv in sorted(models, key=lambda m: (m.name, m.version))]}
 
     def _model_stats(self, mv: ModelVersion) -> dict[str, Any]:
+        padding = getattr(getattr(mv, "grouping", None), "padding_stats", None)
         s = mv.batcher.stats()
         outcomes = outcome_counts(s)          # the numbers tensorforge_requests_total shows
         failed = sum(n for outcome, n in outcomes.items() if outcome != "success")
@@ -198,7 +200,8 @@ class ServingCore:
                             for rows, b in s["batch_sizes"].items()],
             "tensorforge": {k: (outcomes if k == "cancelled" else s)[k] for k in (
                 "rejected", "timed_out", "cancelled", "backend_error", "closed", "queue_fill_ns", "queue_instance_ns",
-                "queue_depth", "in_flight", "busy_instances", "instances", "bad_request")},
+                "queue_depth", "in_flight", "busy_instances", "instances", "bad_request")}
+            | ({"padding": padding()} if padding is not None else {}),
         }
 
 

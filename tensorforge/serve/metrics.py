@@ -5,7 +5,8 @@ summaries, so they aggregate across servers::
 
   tensorforge_requests_total{model,version,outcome}   outcome: success | rejected (queue full) | timed_out |
                                                       cancelled (client went away) | backend_error |
-                                                      bad_request | unavailable (model stopping)
+                                                      bad_request | unavailable (model stopping) |
+                                                      shed (deadline unmeetable, failed before compute)
   tensorforge_request_duration_seconds{model,version} successful requests, receipt → response encoded
   tensorforge_queue_duration_seconds{model,version,phase}
                                                       phase: batch_fill (an instance was free, the batch
@@ -15,6 +16,12 @@ summaries, so they aggregate across servers::
   tensorforge_batch_fill_ratio{model,version}         rows / max_batch_size per executed batch
   tensorforge_queue_depth, tensorforge_inflight_requests, tensorforge_busy_instances   gauges, read at scrape
   tensorforge_restarts_total{model,version,part}   instance processes / queue-timeout threads restarted
+  tensorforge_batches_dispatched_early_total{model,version}   batches sent before their window closed
+                                                      because waiting could not help a deadline
+  tensorforge_batch_compute_estimate_seconds{model,version,rows}   the live batch curve (rows → compute)
+  tensorforge_sequence_tokens_total{model,version,kind}   positions sent to a padded sequence model
+                                                      (serve/padding.py), kind: real | padding
+  tensorforge_padding_waste_ratio{model,version}      padding / all positions sent so far (gauge)
 
 The request counts are not kept here: ``tensorforge_requests_total`` is read at scrape time from each
 loaded model's batcher (:meth:`~tensorforge.serve.batching.DynamicBatcher.stats`, the one store of
@@ -36,7 +43,7 @@ LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.0
                      0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256, 512)
 FILL_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
-OUTCOMES = ("success", "rejected", "timed_out", "cancelled", "backend_error", "bad_request", "unavailable")
+OUTCOMES = ("success", "rejected", "timed_out", "cancelled", "backend_error", "bad_request", "unavailable", "shed")
 
 
 def outcome_counts(stats: dict[str, Any]) -> dict[str, int]:
@@ -45,7 +52,7 @@ def outcome_counts(stats: dict[str, Any]) -> dict[str, int]:
     unavailable, the requests still queued when the model was stopped."""
     return {"success": stats["served"], "rejected": stats["rejected"], "timed_out": stats["timed_out"],
             "cancelled": stats["cancelled"] + stats["client_gone"], "backend_error": stats["backend_error"],
-            "bad_request": stats["bad_request"], "unavailable": stats["closed"]}
+            "bad_request": stats["bad_request"], "unavailable": stats["closed"], "shed": stats["shed"]}
 
 
 class ServerMetrics:
@@ -152,8 +159,28 @@ class _FromBatchers:
         restarts = CounterMetricFamily("tensorforge_restarts", "Internal parts restarted after they died: "
                                        "an instance's child process, the batcher's queue-timeout thread",
                                        labels=["model", "version", "part"])
+        tokens = CounterMetricFamily("tensorforge_sequence_tokens", "Sequence positions sent to a padded "
+                                     "sequence model, by kind: real tokens or padding", labels=["model", "version",
+                                                                                                "kind"])
+        waste = GaugeMetricFamily("tensorforge_padding_waste_ratio", "Padding / all sequence positions sent to "
+                                  "the model so far", labels=["model", "version"])
+        early = CounterMetricFamily("tensorforge_batches_dispatched_early", "Batches sent before their queue-delay "
+                                    "window closed because waiting could not help a deadline",
+                                    labels=["model", "version"])
+        curve = GaugeMetricFamily("tensorforge_batch_compute_estimate_seconds", "The batch curve the scheduler "
+                                  "plans deadlines with: estimated compute seconds per batch size (measured at load, "
+                                  "refreshed from live batches)", labels=["model", "version", "rows"])
         for mv in self._loaded():
+            padding = getattr(getattr(mv, "grouping", None), "padding_stats", None)
+            if padding is not None:
+                p = padding()
+                tokens.add_metric([mv.name, mv.version, "real"], p["real_tokens"])
+                tokens.add_metric([mv.name, mv.version, "padding"], p["padding_tokens"])
+                waste.add_metric([mv.name, mv.version], p["waste_ratio"])
             stats = mv.batcher.stats()
+            early.add_metric([mv.name, mv.version], stats["dispatched_early"])
+            for rows, ms in stats["batch_curve"]["points_ms"].items():
+                curve.add_metric([mv.name, mv.version, rows], ms / 1000.0)
             for outcome, count in outcome_counts(stats).items():
                 requests.add_metric([mv.name, mv.version, outcome], count)
             for key, family in families.items():
@@ -164,3 +191,7 @@ class _FromBatchers:
         yield requests
         yield from families.values()
         yield restarts
+        yield early
+        yield curve
+        yield tokens
+        yield waste

@@ -22,11 +22,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..core.profiles import ShapeProfile
 from ..core.specs import TensorSpec
 from ..engine.runtime import Engine
 from ..errors import ConfigError, ModelNotFound, TensorForgeError
-from .batching import BatcherObserver, DynamicBatcher
+from .batch_curve import measure_at_load
+from .batching import BatcherConfig, BatcherObserver, DynamicBatcher
 from .config import ModelConfig
+from .merge import Grouping, RowGrouping
+from .padding import SequenceGrouping
 from .worker import Instance, ProcessInstance, ThreadInstance
 
 ENGINE_FILE = "model.tfe"
@@ -48,6 +52,8 @@ class ModelVersion:
     instances: list[Instance]
     platform: str = "onnxruntime"
     observer: BatcherObserver | None = None     # the batcher's observer (the metrics of this version)
+    profiles: tuple[ShapeProfile, ...] = ()     # the engine's shape profiles: a request must fit one
+    grouping: Grouping = field(default_factory=RowGrouping)     # how its batcher merges requests
 
     @property
     def batchable(self) -> bool:
@@ -86,6 +92,10 @@ def load_version(name: str, version: str, path: Path, config: ModelConfig,
     elif engine.max_batch is not None and batcher_config.max_batch_size > engine.max_batch:
         raise ConfigError(f"model {name!r}: max_batch_size {batcher_config.max_batch_size} exceeds the engine's "
                           f"max batch {engine.max_batch}; lower it or rebuild the engine with a larger max batch")
+    profiles = tuple(engine.manifest.profiles)
+    if not batch_axis_static:
+        batcher_config = _cap_to_profiles(batcher_config, profiles)
+    grouping = _grouping(name, engine, config, profiles) if not batch_axis_static else RowGrouping()
     threads = config.threads()
     instances: list[Instance] = []
     try:
@@ -98,14 +108,49 @@ def load_version(name: str, version: str, path: Path, config: ModelConfig,
         for inst in instances:
             inst.close()
         raise
+    # with deadlines, plan from the first request on: time the batch sizes once now (refreshed live later)
+    curve = None
+    if batcher_config.default_deadline_ms() is not None and not batch_axis_static:
+        try:
+            curve = measure_at_load(instances[0].run, engine.inputs, batcher_config.max_batch_size)
+        except BaseException:
+            for inst in instances:
+                inst.close()
+            raise
     batcher = DynamicBatcher([inst.run for inst in instances], batcher_config, observer=observer,
-                             name=f"{name}:{version}")
+                             name=f"{name}:{version}", grouping=grouping, curve=curve)
     backend = engine.manifest.backend.name
     return ModelVersion(name=name, version=version, path=path, inputs=engine.inputs, outputs=engine.outputs,
-                        config=ModelConfig(batcher=batcher_config, instance_kind=config.instance_kind,
-                                           threads_per_instance=threads, version_policy=config.version_policy,
-                                           check_finite=config.check_finite),
-                        batcher=batcher, instances=instances, platform=backend, observer=observer)
+                        config=replace(config, batcher=batcher_config, threads_per_instance=threads),
+                        batcher=batcher, instances=instances, platform=backend, observer=observer,
+                        profiles=profiles, grouping=grouping)
+
+
+def _cap_to_profiles(batcher_config: BatcherConfig, profiles: Sequence[ShapeProfile]) -> BatcherConfig:
+    """The batcher's max batch lowered to the smallest max batch of the profiles (a merged batch then fits
+    any profile its requests fit), and its preferred sizes to those within it."""
+    batches = [p.max[0] for prof in profiles for p in prof.inputs if p.max]
+    cap = min(batches) if batches else None
+    if cap is None or batcher_config.max_batch_size <= cap:
+        return batcher_config
+    return replace(batcher_config, max_batch_size=cap,
+                   preferred_batch_sizes=tuple(b for b in batcher_config.preferred_batch_sizes if b <= cap))
+
+
+def _grouping(name: str, engine: Engine, config: ModelConfig, profiles: Sequence[ShapeProfile]) -> Grouping:
+    """Padding by length buckets for a model with a masked sequence axis (padding.py); else rows of equal shape."""
+    try:
+        padded = SequenceGrouping.for_specs(engine.inputs, engine.outputs, profiles, buckets=config.sequence_buckets,
+                                            max_waste=config.max_padding_waste)
+    except ConfigError as exc:
+        raise ConfigError(f"model {name!r}: {exc}") from exc
+    if padded is not None:
+        return padded
+    if config.sequence_buckets is not None or config.max_padding_waste is not None:
+        raise ConfigError(f"model {name!r}: sequence_buckets / max_padding_waste are set, but the model has no "
+                          "sequence axis it can pad (a symbolic axis 1 shared with an attention mask input, and "
+                          "a shape profile bounding it); remove them from its config")
+    return RowGrouping()
 
 
 class ModelRepository:

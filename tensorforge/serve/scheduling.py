@@ -5,21 +5,36 @@ answers one question, given the time: *what should a free instance do now?* Eith
 these requests as a batch, or wait until some time (the queue-delay window of the oldest
 candidate closes), or wait for a submission. The rules, in order:
 
-1. Candidates are taken in priority order, FIFO within a level, while their rows fit in
-   ``max_batch_size`` and their inputs agree on names, dtypes and per-sample shapes with
-   the first one. The scan stops at the first request that does not fit or does not
-   agree — it never skips ahead, so requests are dispatched in the order they came.
-2. Dispatch at once when the batch is full (``max_batch_size`` rows, or the next request
-   would not fit or not agree), when its size is one of ``preferred_batch_sizes``, when
+1. Candidates are the live requests whose grouping key equals the oldest live request's
+   key (priority order, FIFO within a level), while their rows fit in ``max_batch_size``.
+   Requests of other keys are skipped and stay queued — they do not block, so a stream of
+   mixed shapes (or length buckets) still batches; within a key the scan stops at the first
+   request that does not fit, so a key's requests are dispatched in the order they came.
+2. Dispatch at once when the batch is full (``max_batch_size`` rows, or the next request of
+   its key would not fit), when its size is one of ``preferred_batch_sizes``, when
    ``max_queue_delay_ms`` is 0, when flushing (the batcher is closing), or — with ``idle``
-   — when a lone request waits on an idle batcher (nothing else queued, no batch running):
-   no other request is in sight to join it, so waiting could only make it later. This is
-   where we part from Triton, whose dynamic batcher holds even a lone request on an idle
-   model for the whole delay; the owner passes ``idle=False`` for Triton's rule
+   — when a lone request waits on an idle batcher (nothing else of its key queued, no batch
+   running): no other request is in sight to join it, so waiting could only make it later.
+   This is where we part from Triton, whose dynamic batcher holds even a lone request on an
+   idle model for the whole delay; the owner passes ``idle=False`` for Triton's rule
    (``BatcherConfig.idle_dispatch``). Under load the window still applies: requests that
    queue while a batch runs wait for companions as before.
 3. Otherwise wait until the oldest candidate has waited ``max_queue_delay_ms``; then send
    the largest prefix whose size is a preferred size if there is one, else all candidates.
+4. Deadlines (a request's timeout, or the model's ``slo_ms``), planned with the
+   :class:`~tensorforge.serve.batch_curve.BatchCurve` (rows → compute seconds): a batch
+   grows only while every member still ends by its deadline if started now (the next
+   request of the key that would make one late is left for a later batch, and this one
+   goes at once), and it never waits past the latest time one more row could still join
+   (tightest deadline − compute(rows + 1) − ``margin_s``): then waiting cannot help, and it
+   goes at once — before the window closes (``Decision.early``). Without deadlines rules
+   1–3 alone apply, exactly as before.
+5. A request that cannot end by its deadline even if started now, alone (now +
+   compute(its rows) > deadline), is *shed*: handed back so the owner fails it before any
+   compute (``DeadlineUnmeetable``, 503), instead of spending an instance on a late answer —
+   except that with ``quiet`` (nothing running) and nothing else live, the oldest doomed
+   request runs anyway (``Decision.probe``): the instance would idle, and its timing
+   refreshes a curve that shedding alone would never correct.
 
 Requests whose future is no longer pending (cancelled by a disconnected client, or
 claimed by the timeout reaper) are skipped and dropped; requests whose deadline has passed are handed back as
@@ -36,6 +51,10 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable, Mapping
 
 import numpy as np
+
+from .batch_curve import BatchCurve
+
+DEADLINE_MARGIN_S = 0.001   # slack kept between a batch's planned end and its tightest deadline (rule 4)
 
 
 @dataclass(eq=False)
@@ -61,15 +80,21 @@ class Decision:
     batch: list[QueuedRequest] = field(default_factory=list)
     wake_at_s: float | None = None
     expired: list[QueuedRequest] = field(default_factory=list)
+    shed: list[QueuedRequest] = field(default_factory=list)
+    early: bool = False     # the batch went before its window closed because waiting could not help (rule 4)
+    probe: bool = False     # the batch is a doomed request run on an idle batcher instead of shed (rule 5)
 
 
 class BatchScheduler:
     """Priority FIFOs and the batch-forming rules above. Not thread-safe: the owner holds a lock."""
 
     def __init__(self, max_batch_size: int, max_queue_delay_ms: float, preferred_batch_sizes: tuple[int, ...] = (),
-                 priority_levels: int = 1) -> None:
+                 priority_levels: int = 1, curve: BatchCurve | None = None,
+                 margin_s: float = DEADLINE_MARGIN_S) -> None:
         self.max_batch_size = max_batch_size
         self.delay_s = max_queue_delay_ms / 1000.0
+        self.curve = curve           # batch rows → compute seconds; None: deadlines only expire (no planning)
+        self.margin_s = margin_s
         self.preferred = frozenset(preferred_batch_sizes)
         self.levels: list[deque[QueuedRequest]] = [deque() for _ in range(priority_levels)]
 
@@ -80,53 +105,100 @@ class BatchScheduler:
         """Entries held, including dead ones (done futures) not yet dropped."""
         return sum(len(q) for q in self.levels)
 
-    def poll(self, now_s: float, flush: bool = False, idle: bool = False) -> Decision:
+    def poll(self, now_s: float, flush: bool = False, idle: bool = False, quiet: bool | None = None) -> Decision:
         """Decide for a free instance at time ``now_s``; a returned batch is removed from the queue.
 
         ``idle``: no batch is running on any instance — a lone queued request then goes at once (rule 2).
+        ``quiet``: no batch is running (default: ``idle``) — a doomed request then runs instead of being
+        shed when nothing else is live (rule 5); the owner passes it apart from ``idle`` under Triton's rule.
         """
         decision = Decision()
         candidates: list[QueuedRequest] = []
         rows = 0
-        blocked = False
-        first_sig: Hashable | None = None
+        full = False            # the batch cannot grow: max rows, or the next of its key does not fit
+        capped = False          # ... because the next of its key would make a member miss its deadline
+        more = False            # another live request of the candidates' key stays queued behind them
+        key: Hashable | None = None
+        tightest: float | None = None      # the earliest deadline among the candidates
+        curve = self.curve
+        solo: dict[int, float] = {}         # compute(rows) of one request alone, per poll (the queue may be long)
+
+        def alone(n: int) -> float:
+            if n not in solo:
+                solo[n] = curve.compute_s(n) if curve is not None else 0.0
+            return solo[n]
+
         for queue in self.levels:
-            if blocked:
-                break
             for request in queue:
                 if _dead(request):
                     continue
-                if request.deadline_s is not None and request.deadline_s <= now_s:
-                    decision.expired.append(request)
+                deadline = request.deadline_s
+                if deadline is not None:
+                    if deadline <= now_s:
+                        decision.expired.append(request)
+                        continue
+                    if curve is not None and now_s + alone(request.rows) > deadline:
+                        decision.shed.append(request)       # even alone, now, it would finish late
+                        continue
+                if key is None:
+                    key = request.signature
+                elif request.signature != key:
+                    continue                                # another key: skipped, stays queued (rule 1)
+                if full:
+                    more = True
                     continue
-                if first_sig is None:
-                    first_sig = request.signature
-                elif request.signature != first_sig or rows + request.rows > self.max_batch_size:
-                    blocked = True
-                    break
+                if candidates and (rows + request.rows > self.max_batch_size
+                                   or not self._meets(now_s, rows + request.rows, tightest, deadline)):
+                    full = more = True                      # keeps submission order within the key
+                    capped = rows + request.rows <= self.max_batch_size
+                    continue
                 candidates.append(request)
                 rows += request.rows
+                if deadline is not None:
+                    tightest = deadline if tightest is None else min(tightest, deadline)
                 if rows == self.max_batch_size:
-                    blocked = True
-                    break
+                    full = True
+        if not candidates and decision.shed and (idle if quiet is None else quiet) and not flush:
+            # Every live request is doomed and nothing runs: run the oldest anyway rather than shed them all.
+            # The instance would idle otherwise, and the timing keeps the curve honest — a curve that only
+            # ever sheds would never be refreshed, and one slow batch would shed the model's traffic for good.
+            candidates = [decision.shed.pop(0)]
+            decision.probe = True
         if not candidates:
-            self._remove([], decision.expired)
+            self._remove([], decision)
             return decision
         oldest = min(r.arrival_s for r in candidates)
-        due = oldest + self.delay_s <= now_s
-        lone = idle and len(candidates) == 1 and not blocked     # not blocked: nothing else is queued
-        if blocked or flush or lone or self.delay_s <= 0 or rows in self.preferred:
+        window_end = oldest + self.delay_s
+        lone = idle and len(candidates) == 1 and not more      # nothing else of its key queued, nothing running
+        if decision.probe or (full and not capped) or flush or lone or self.delay_s <= 0 or rows in self.preferred:
             take = len(candidates)
-        elif due:
+        elif window_end <= now_s:
             take = self._preferred_prefix(candidates)
+        elif capped:                 # one more member would make the batch late: it goes as it is
+            take = len(candidates)
+            decision.early = True
         else:
-            # Expired entries are dropped now; live ones stay queued until the window closes.
-            self._remove([], decision.expired)
-            decision.wake_at_s = oldest + self.delay_s
-            return decision
+            wake = window_end
+            if tightest is not None and curve is not None:
+                # the latest time one more row could join and the batch still start in time (rule 4)
+                wake = min(wake, tightest - curve.compute_s(rows + 1) - self.margin_s)
+            if wake > now_s:
+                # Expired and shed entries are dropped now; live ones stay queued until the wake time.
+                self._remove([], decision)
+                decision.wake_at_s = wake
+                return decision
+            take = len(candidates)
+            decision.early = True
         decision.batch = candidates[:take]
-        self._remove(candidates[:take], decision.expired)
+        self._remove(candidates[:take], decision)
         return decision
+
+    def _meets(self, now_s: float, rows: int, tightest: float | None, deadline: float | None) -> bool:
+        """Whether a batch of ``rows`` started now still ends by every member's deadline (rule 4)."""
+        if self.curve is None:
+            return True
+        bound = tightest if deadline is None else deadline if tightest is None else min(tightest, deadline)
+        return bound is None or now_s + self.curve.compute_s(rows) <= bound
 
     def _preferred_prefix(self, candidates: list[QueuedRequest]) -> int:
         """Length of the longest prefix whose row count is a preferred size; all of them if none is."""
@@ -142,8 +214,8 @@ class BatchScheduler:
                 best = found
         return best
 
-    def _remove(self, taken: list[QueuedRequest], expired: list[QueuedRequest]) -> None:
-        gone = {id(r) for r in taken} | {id(r) for r in expired}
+    def _remove(self, taken: list[QueuedRequest], decision: Decision) -> None:
+        gone = {id(r) for r in (*taken, *decision.expired, *decision.shed)}
         if gone:
             for level, queue in enumerate(self.levels):
                 self.levels[level] = deque(r for r in queue if id(r) not in gone and not _dead(r))

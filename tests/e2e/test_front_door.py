@@ -18,6 +18,8 @@ BAD = [
     (["run", "{tfe}", "-i", "{npy}", "--threads", "0"], "--threads must be at least 1"),
     (["bench", "{tfe}", "--threads", "0"], "--threads must be at least 1"),
     (["serve", "{tfe}", "--threads-per-instance", "0"], "--threads-per-instance must be at least 1"),
+    (["serve", "{tfe}", "--max-batch-size", "0"], "--max-batch-size must be >= 1"),
+    (["serve", "{tfe}", "--slo-ms", "0"], "--slo-ms must be in (0,"),
     (["build", "tiny_mlp", "-o", "/nonexistent/m.tfe"], "the folder '/nonexistent' does not exist"),
     (["bench", "{tfe}", "--json", "/nonexistent/o.json"], "--json /nonexistent/o.json"),
     (["bench", "{tfe}", "--csv", "/nonexistent/o.csv"], "--csv /nonexistent/o.csv"),
@@ -28,6 +30,22 @@ BAD = [
     (["build", "tiny_mlp", "--backend", "openvin", "-o", "x.tfe"], "did you mean 'openvino'"),
     (["bench", "Tiny_MLPP", "--batch", "1"], "Did you mean 'tiny_mlp'"),
     (["zoo", "info", "tiny_mlpp"], "Did you mean 'tiny_mlp'"),
+    (["bench", "{tfe}", "--iterations", "0"], "--iterations must be at least 1"),
+    (["bench", "{tfe}", "--iterations", "5", "--duration", "1"], "--iterations (a count of timed calls) or --durat"),
+    (["bench", "{tfe}", "--concurrency", "1,x"], "--concurrency takes comma-separated integers"),
+    (["bench", "{tfe}", "--concurrency", "0"], "--concurrency takes positive integers"),
+    (["bench", "{tfe}", "--concurrency", "2", "--streams", "2"], "--streams (threads split between streams) or"),
+    (["bench", "{tfe}", "--max-cv", "5"], "--max-cv is a limit of --strict; add --strict"),
+    (["bench", "{tfe}", "--strict", "--max-spread", "-1"], "--max-spread is a percentage >= 0"),
+    (["bench", "{tfe}", "--export-times", "/nonexistent/t.csv"], "--export-times /nonexistent/t.csv"),
+    (["bench", "{tfe}", "--input", "/nonexistent/x.npy"], "--input /nonexistent/x.npy: no such file or folder"),
+    (["bench", "{tfe}", "--input", "{tfe}"], "unsupported file type '.tfe'"),
+    (["bench", "{tfe}", "--input", "{bad_npy}"], "input 'input' has shape [2, 10]; model 'tiny_mlp' expects [N, 64]"),
+    (["bench", "tiny_mlp", "--input", "{bad_npy}"], "bad.npy: input 'input' has shape [2, 10]"),
+    (["bench", "{tfe}", "--backend", "openvino"], "built for 'onnxruntime'; its backend is fixed at build time"),
+    (["bench", "tiny_mlp", "--backend", "openvin"], "did you mean 'openvino'"),
+    (["loadtest", "tiny_mlp", "--input", "{bad_npy}"], "--input {bad_npy}: input 'input' has shape [2, 10]"),
+    (["loadtest", "noop", "--input", "{npy}"], "--input feeds an in-process model"),
 ]
 
 
@@ -38,7 +56,8 @@ def files(tmp_path_factory):
     assert main(["build", "tiny_mlp", "-o", str(tfe), "--no-verify"]) == 0
     npy = d / "x.npy"
     np.save(npy, np.zeros((1, 64), np.float32))
-    return {"tfe": str(tfe), "npy": str(npy), "dir": d}
+    np.save(d / "bad.npy", np.zeros((2, 10), np.float32))
+    return {"tfe": str(tfe), "npy": str(npy), "dir": d, "bad_npy": str(d / "bad.npy")}
 
 
 @pytest.mark.parametrize("argv,expected", BAD, ids=[" ".join(a[:2]) + f"-{i}" for i, (a, _) in enumerate(BAD)])
@@ -50,7 +69,7 @@ def test_bad_invocation_is_one_line(argv, expected, files, capsys, monkeypatch):
     assert rc == 2, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert expected in lines[0]
+    assert expected.format(**files) in lines[0]
 
 
 def test_output_checked_before_the_build(files, monkeypatch):

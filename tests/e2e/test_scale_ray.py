@@ -111,3 +111,42 @@ def test_offline_job_equals_session_run(served, engine, session):
     _close(result.outputs["logits"], session.run(x)["logits"])      # row order kept
     y = ray.data.from_numpy(x[:40])                                  # a Ray Dataset, its "data" column
     _close(offline(engine, y, batch_size=16, num_cpus=1).outputs["logits"], session.run(x[:40])["logits"])
+
+
+def test_offline_files_on_ray_equal_in_process(cluster, served, engine, tmp_path, capsys):
+    from tensorforge.api.offline import offline_files
+    from tensorforge.cli.main import main
+
+    rng = np.random.default_rng(2)
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "a.npy", rng.standard_normal((70, 64)).astype(np.float32))
+    np.savez(tmp_path / "in" / "b.npz", input=rng.standard_normal((9, 64)).astype(np.float32))
+    local = offline_files(engine, tmp_path / "in", tmp_path / "local", batch_size=16)
+    # the command line's --ray path, on this two-node cluster: two actors, one per node
+    assert main(["offline", str(engine), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "ray"),
+                 "--ray", "--address", cluster.address, "--concurrency", "2", "--batch-size", "16"]) == 0
+    assert "79 samples from 2 file(s)" in capsys.readouterr().out and local.samples == 79
+    for stem in ("a", "b"):
+        with np.load(tmp_path / "ray" / f"{stem}.npz") as got, np.load(tmp_path / "local" / f"{stem}.npz") as want:
+            assert got.files == want.files == ["logits"]
+            _close(got["logits"], want["logits"])
+
+
+def test_serve_ray_deploy_path_answers_tritonclient(cluster, served, engine, session):
+    # what `tensorforge serve ENGINE --ray --replicas auto` runs: the app is redeployed in place, autoscaled,
+    # with the command's batcher settings in every replica (seen through the KServe model-config endpoint)
+    from tensorforge.api.serve import serve_on_ray
+    from tensorforge.serve import BatcherConfig, ModelConfig
+
+    port = int(served.rsplit(":", 1)[1])
+    config = ModelConfig(batcher=BatcherConfig(max_batch_size=4, max_queue_delay_ms=1.0), threads_per_instance=1)
+    where = serve_on_ray(engine, address=cluster.address, replicas="auto", http_port=port,
+                         proxy_location="HeadOnly", model_config=config, num_cpus=0)
+    assert where == served
+    client = th.InferenceServerClient(where)
+    assert client.is_model_ready("tiny_mlp")
+    assert client.get_model_config("tiny_mlp")["max_batch_size"] == 4
+    x = np.random.default_rng(4).standard_normal((3, 64)).astype(np.float32)
+    inp = th.InferInput("input", [3, 64], "FP32")
+    inp.set_data_from_numpy(x)
+    _close(client.infer("tiny_mlp", [inp]).as_numpy("logits"), session.run(x)["logits"])

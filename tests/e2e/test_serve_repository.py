@@ -111,7 +111,7 @@ def test_bad_config_is_reported_and_keeps_the_old_version(repo):
         assert get(srv, "/v2/models/multi/ready").status_code == 200
         write_config(repo / "multi", max_batch_size=0)
         r = post(srv, "/v2/repository/models/multi/load")
-        assert r.status_code == 400 and "max_batch_size must be >= 1" in r.json()["error"]
+        assert r.status_code == 400 and "`max_batch_size` must be >= 1" in r.json()["error"]
         assert post(srv, "/v2/repository/models/nope/load").status_code == 404
         assert post(srv, "/v2/repository/models/multi/unload").status_code == 200
         write_config(repo / "multi", version_policy=[7])

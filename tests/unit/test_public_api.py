@@ -17,13 +17,13 @@ from tensorforge import errors
 from tensorforge.cli.main import main, make_parser, to_flags
 
 EXPECTED = ["AccuracyTable", "BackendUnavailable", "BatcherConfig", "BenchOptions", "BenchResult", "BuildError",
-            "BuildOptions", "BuildReport", "CalibrateResult", "CalibrationError", "ConfigError", "Engine",
+            "BuildOptions", "BuildReport", "CalibrateResult", "CalibrationError", "ConfigError", "DeadlineUnmeetable", "Engine",
             "EngineFileError", "EngineInfo", "InferenceServer", "InputError", "LoadtestOptions", "LoadtestReport",
             "ModelConfig", "ModelError", "ModelNotFound", "ModelUnavailable", "ProfileResult", "QueueFullError",
             "RequestTimeout", "ResourceError", "ScenarioSettings", "SensitivityResult", "ServerConfig",
             "ServingError", "Session", "TensorForgeError", "TuningError", "VerificationError", "__version__",
             "accuracy", "backends", "bench", "bench_precisions", "build", "calibrate", "info", "load", "loadtest",
-            "profile", "run", "sensitivity", "serve", "zoo"]
+            "offline", "profile", "run", "sensitivity", "serve", "tune_serve", "write_report", "zoo"]
 
 
 def _cli_commands() -> set[str]:

@@ -24,7 +24,7 @@ def test_model_config_from_json_over_a_base(tmp_path):
     ('{"version_policy": "newest"}', "version_policy must be"),
     ('{"version_policy": [0]}', "version numbers >= 1"),
     ('{"threads_per_instance": 0}', "threads_per_instance must be >= 1"),
-    ('{"max_queue_delay_ms": -1}', "max_queue_delay_ms must be >= 0"),
+    ('{"max_queue_delay_ms": -1}', "`max_queue_delay_ms` must be >= 0"),
     ('[1, 2]', "must be a JSON object"),
     ('{"max_batch_size": 2,', "not valid JSON"),
 ])

@@ -1,4 +1,7 @@
-"""The batching policy, on a fake clock: windows, full batches, preferred sizes, priorities, expiry."""
+"""The batching policy, on a fake clock: windows, full batches, preferred sizes, priorities, expiry, skip-ahead.
+
+Deadlines (rules 4-5) are in test_serve_deadline.py.
+"""
 
 from concurrent.futures import Future
 
@@ -70,14 +73,29 @@ def test_preferred_size_goes_at_once_and_prefix_at_window_end():
     assert tags(s.poll(0.011).batch) == [12]        # the rest is overdue: goes next
 
 
-def test_incompatible_shapes_are_not_merged_and_order_is_kept():
+def test_other_keys_are_skipped_not_blocking_and_stay_queued():
     s = BatchScheduler(8, 10.0)
     s.push(req(width=2, tag=1))
     s.push(req(width=3, tag=2))
     s.push(req(width=2, tag=3))
-    assert tags(s.poll(0.0).batch) == [1]           # blocked by the next one: sent now
-    assert tags(s.poll(0.0).batch) == [2]
-    assert s.poll(0.0).batch == []
+    d = s.poll(0.0)
+    assert d.batch == [] and d.wake_at_s == 0.010   # the width-3 request does not cut the width-2 batch short
+    assert tags(s.poll(0.010).batch) == [1, 3]      # skipped ahead of request 2, which stays queued
+    assert tags(s.poll(0.010).batch) == [2]         # its own window closed too: it goes next
+    assert s.poll(0.010).batch == [] and len(s) == 0
+
+
+def test_skip_ahead_keeps_submission_order_within_a_key():
+    s = BatchScheduler(4, 10.0)
+    s.push(req(rows=3, width=2, tag=1))
+    s.push(req(rows=1, width=3, tag=2))
+    s.push(req(rows=2, width=2, tag=3))             # does not fit next to request 1: the key's batch is full
+    s.push(req(rows=1, width=2, tag=4))             # would fit, but must not overtake request 3
+    assert tags(s.poll(0.0).batch) == [1]
+    d = s.poll(0.0)                                 # oldest live key is now width 3 (request 2)
+    assert d.batch == [] and d.wake_at_s == 0.010
+    assert tags(s.poll(0.010).batch) == [2]
+    assert tags(s.poll(0.010).batch) == [3, 4]
 
 
 def test_priority_levels_serve_level_zero_first():
@@ -132,4 +150,5 @@ def test_idle_dispatch_keeps_the_window_under_load():
     assert tags(s.poll(1.0, idle=True).batch) == [1, 2]
     s.push(req(width=2, tag=3))
     s.push(req(width=3, tag=4))
-    assert tags(s.poll(1.0, idle=True).batch) == [3]       # blocked by a request it cannot merge with: sent now
+    assert tags(s.poll(1.0, idle=True).batch) == [3]       # alone in its key (4 cannot join it): sent now
+    assert tags(s.poll(1.0, idle=True).batch) == [4]

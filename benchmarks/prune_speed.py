@@ -4,12 +4,18 @@ For each model, one dense engine and one engine per prune spec are built (same b
 pipeline); then, on every backend that is available here, each pruned engine is timed against the
 dense one with :func:`tensorforge.core.timing.paired_timing` (rounds alternate which runs first, so
 machine drift hits both alike). Prints one JSON document: per model, backend and spec, both
-throughputs, the median ratio, its noise and the verdict, beside the params/MACs the build report
+throughputs, the median ratio, its noise, the measured and the final verdict, beside the params/MACs the build report
 counts. Where a spec gives no gain the row says ``"no gain"`` (sparsity does not change speed on dense
 kernels; channel pruning should).
 
     python benchmarks/prune_speed.py [--models resnet50,mobilenet_v2] [--specs channels:30%,2:4]
-                                     [--batch 1] [--rounds 6] [--seconds 1.0] [--backends onnxruntime,openvino]
+                                     [--batch 1] [--rounds 6] [--seconds 1.0]
+                                     [--backends onnxruntime,openvino,torch]
+
+Every backend of ``--backends`` that is available here is timed (unavailable ones are listed with
+why). OpenVINO's sparse weights decompression is reported from
+:func:`tensorforge.prune.openvino_sparse_support` (set only on CPUs with AMX). Accuracy vs ratio,
+with and without fine-tuning and beside torch/NNCF, is benchmarks/prune_accuracy.py.
 """
 
 from __future__ import annotations
@@ -32,9 +38,22 @@ def _feeds(engine, batch: int) -> dict[str, np.ndarray]:
     return feeds
 
 
+def verdict(spec: str, backend: str, measured: str) -> str:
+    """"faster" or "no gain (…)". Sparsity leaves the graph dense: where the backend has no sparse kernel
+    (every one here but OpenVINO on AMX) both engines do identical work, so a "faster" measurement is
+    noise and the verdict says so beside it."""
+    from tensorforge.prune import openvino_sparse_support
+
+    sparse = not spec.startswith("channels")
+    if sparse and not (backend == "openvino" and openvino_sparse_support(spec).supported):
+        return "no gain (dense kernels: identical work" + (f"; measured {measured} is noise)" if measured == "faster"
+                                                            else ")")
+    return measured if measured == "faster" else f"no gain ({measured})"
+
+
 def accuracy_vs_ratio(model_name: str, dataset: str) -> dict:
-    """Top-1 of a shipped trained model on its test split vs pruning spec, without fine-tuning (the
-    optional recovery fine-tune of issue 17 is not implemented)."""
+    """Top-1 of a shipped trained model on its test split vs pruning spec, without fine-tuning (with a
+    fine-tune and beside torch / NNCF: benchmarks/prune_accuracy.py)."""
     from tensorforge.engine.source import resolve_source
     from tensorforge.models.accuracy_data import accuracy_data
     from tensorforge.precision.evaluate import run_model, score
@@ -60,7 +79,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=1.0, help="length of each timed round")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--backends", default="onnxruntime,openvino")
+    ap.add_argument("--backends", default="onnxruntime,openvino,torch")
     ap.add_argument("--accuracy-model", default="mnist_cnn", help="shipped trained model for top-1 vs spec "
                     "('' to skip)")
     ap.add_argument("--accuracy-data", default="mnist5k")
@@ -70,16 +89,19 @@ def main() -> None:
     from tensorforge.core.host import host_fingerprint, isa_flags, library_versions
     from tensorforge.core.timing import Timer, paired_timing
     from tensorforge.engine.build import BuildOptions, build
+    from tensorforge.prune import openvino_sparse_support
 
-    backends = [b for b in args.backends.split(",") if get_backend(b).availability() is None]
-    amx = any(f.startswith("amx") for f in isa_flags())
+    asked = [b for b in args.backends.split(",") if b]
+    unavailable = {b: get_backend(b).availability() for b in asked}
+    backends = [b for b in asked if unavailable[b] is None]
     report: dict = {"benchmark": "prune_speed", "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
                     "batch": args.batch, "rounds": args.rounds,
                     "round_s": args.seconds, "host": host_fingerprint(), "libraries": library_versions(),
                     "backends": backends, "models": {},
-                    "openvino_sparse_weights": (
-                        "CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE applies to fully connected layers on CPUs with AMX"
-                        + ("" if amx else "; this CPU has no AMX, so it cannot help here: not enabled"))}
+                    "backends_unavailable": {b: why for b, why in unavailable.items() if why is not None},
+                    "isa_flags": isa_flags(),
+                    "openvino_sparse_weights": {spec: openvino_sparse_support(spec).to_dict()
+                                                for spec in args.specs.split(",") if not spec.startswith("channels")}}
     for model in args.models.split(","):
         dense_engine, dense_report = build(model, options=BuildOptions(batch=args.batch))
         feeds = _feeds(dense_engine, args.batch)
@@ -107,7 +129,7 @@ def main() -> None:
                     "pruned_sps": round(float(np.median(paired.ours)) * args.batch, 2),
                     "dense_sps": round(float(np.median(paired.peer)) * args.batch, 2),
                     "speedup": round(ratio, 3), "noise_pct": round(paired.noise_pct or 0.0, 2),
-                    "verdict": paired.verdict if paired.verdict == "faster" else f"no gain ({paired.verdict})"}
+                    "measured": paired.verdict, "verdict": verdict(spec, backend, paired.verdict)}
         report["models"][model] = rows
     if args.accuracy_model:
         report["accuracy"] = accuracy_vs_ratio(args.accuracy_model, args.accuracy_data)

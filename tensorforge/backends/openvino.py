@@ -40,7 +40,7 @@ from .base import BackendSession, Capabilities, SessionConfig
 from .profiling import RawProfile
 
 KNOWN_OPTIONS = ("performance_hint", "num_streams", "inference_precision", "enable_cpu_pinning",
-                 "enable_hyper_threading", "num_requests", "static_batch")
+                 "enable_hyper_threading", "num_requests", "static_batch", "sparse_weights_decompression_rate")
 _HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT", "none": None}
 _PRECISIONS = ("f32", "bf16", "f16")
 _DEVICES = {"cpu": "CPU"}
@@ -85,6 +85,11 @@ def compile_properties(config: SessionConfig) -> dict[str, Any]:
     props["ENABLE_CPU_PINNING"] = "YES" if o.get("enable_cpu_pinning", False) else "NO"
     if "enable_hyper_threading" in o:
         props["ENABLE_HYPER_THREADING"] = "YES" if o["enable_hyper_threading"] else "NO"
+    if "sparse_weights_decompression_rate" in o:      # pack FC weights at least this sparse (AMX CPUs)
+        rate = o["sparse_weights_decompression_rate"]
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise BackendUnavailable(f"sparse_weights_decompression_rate must be a number in [0, 1], got {rate!r}")
+        props["CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE"] = float(rate)
     static = o.get("static_batch")
     if static is not None and (isinstance(static, bool) or not isinstance(static, int) or static < 1):
         raise BackendUnavailable(f"static_batch must be a positive int, got {static!r}")

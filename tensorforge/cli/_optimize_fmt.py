@@ -43,9 +43,14 @@ def print_optimization(report: Any) -> None:
         speed = "—" if p["speedup"] is None else f"{p['speedup']:.2f}" + (
             f" ±{p['noise_pct']:.0f}%" if p.get("noise_pct") else "")
         status = p["status"] + (f": {p['note']}" if p["note"] and p["status"] not in ("chosen", "front") else "")
-        table.add_row(p["name"], p["backend"], p["precision"], _accuracy(p), loss, speed, status,
-                      style=_STYLES.get(p["status"]))
+        pruned = p.get("pruned")
+        computes = p["precision"] + (f", pruned {pruned:.0%}" if pruned else "")
+        table.add_row(p["name"] + (" ✂" if pruned else ""), p["backend"], computes, _accuracy(p), loss, speed, status,
+                      style=_STYLES.get(p["status"]) or ("cyan" if pruned else None))
     console.print(table)
+    if any(p.get("pruned") for p in opt["points"]):
+        console.print("  ✂ pruned: channels removed (FP32 graph), scored and timed for the front only, never picked; "
+                      "ship one with --prune channels:R (verified against the original with those channels masked)")
     if unscored:
         console.print(f"  not scored: {len(unscored)} more (other calibration methods on "
                       f"{', '.join(sorted({p['backend'] for p in unscored}))}; the most accurate method of each graph "

@@ -23,14 +23,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                "  tensorforge build mnist_cnn --precision int8 --calib mnist5k --accuracy-budget 1.0 -o mnist8.tfe\n"
                "  tensorforge build resnet50 --precision int8 --calib random -o r50_int8.tfe   (speed only)\n"
                "  tensorforge build mnist_cnn --optimize latency --eval-data mnist5k --accuracy-budget 1.0 -o m.tfe\n"
-               "  tensorforge build resnet50 --optimize throughput --max-batch 8 -o r50.tfe   (speed only)",
+               "  tensorforge build resnet50 --optimize throughput --max-batch 8 -o r50.tfe   (speed only)\n"
+               "  tensorforge build mnist_cnn --prune channels:50% --finetune-steps 300 -o m_pruned.tfe",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="an ONNX file or a zoo model name (see `tensorforge zoo list`)")
     p.add_argument("-o", "--output", required=True, help="engine file to write, e.g. model.tfe")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--batch", type=int, help="fix the batch dimension to N (rewrites a model exported at batch 1)")
     g.add_argument("--max-batch", type=int, help="make the batch dimension dynamic, up to N")
-    p.add_argument("--pipeline", default="default", help="graph pass pipeline: default or none (default: default)")
+    p.add_argument("--pipeline", default="auto",
+                   help="graph pass pipeline: auto (default: the portable passes, plus transformer fusions when the "
+                        "model is a transformer — ONNX Runtime's Attention/SkipLayerNorm/BiasGelu for onnxruntime, "
+                        "standard LayerNormalization/Gelu elsewhere), default, transformer-ort, transformer-portable, "
+                        "or none")
     p.add_argument("--threads", type=int, help="intra-op threads recorded for the engine (default: backend's)")
     p.add_argument("--backend", help="execution backend (see `tensorforge backends`; default: onnxruntime, or the "
                                       "one that has --device; with --tune: the tuner's pick)")
@@ -106,6 +111,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prune", metavar="SPEC", help="prune before the graph passes: channels:30%% (remove 30%% of the "
                    "output channels, ranked by filter L1 norm; :l2 or :bn for another criterion), 2:4 (2 of every 4 "
                    "weights zero) or unstructured:70%% — checked against the original with the same weights masked")
+    p.add_argument("--finetune-steps", type=int, metavar="N", help="with --prune channels:R on a shipped trained "
+                   "model (mnist_cnn): after pruning, train the pruned model N optimizer steps (Adam, batch 64) on "
+                   "its shipped training split to win back accuracy, and report test top-1 before/after; needs "
+                   "PyTorch (the torch extra). Off by default")
     p.add_argument("--shapes", action="append", metavar="NAME:MIN,OPT,MAX", help="a shape profile (TensorRT's "
                    "min/opt/max) for the dynamic inputs, e.g. input_ids:1x16,8x128,32x512; inputs sharing its axes "
                    "follow it; several inputs of one profile separated by ';'; repeat --shapes for several profiles. "
@@ -144,16 +153,57 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("--pareto-plot draws the --optimize search: add --optimize latency|throughput")
     from ._checks import library_progress
 
+    tuned = _finetuned(args) if args.finetune_steps is not None else None
     with library_progress(f"build {args.model}"):       # stage lines when piped, a bar on a terminal
-        _, report = build(args.model, args.output, options)
+        if tuned is None:
+            _, report = build(args.model, args.output, options)
+        else:                                          # the pruned, fine-tuned graph: built as a model of its own
+            from dataclasses import replace
+
+            _, report = build(tuned[0], args.output, replace(options, prune=None), name=tuned[1])
     print_report(report)
+    if tuned is not None:
+        _print_finetune(tuned[2], tuned[3])
     if args.report:
-        write_json(args.report, report.to_dict())
+        write_json(args.report, report.to_dict() if tuned is None else
+                   dict(report.to_dict(), pruning=tuned[2], finetune=tuned[3]))
     if args.pareto_plot and report.optimization:
         from ..report.pareto import plot_front
 
         console.print(f"wrote {plot_front(report.optimization.to_dict(), args.pareto_plot, title=report.name)}")
     return 0
+
+
+def _finetuned(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """(fine-tuned model, name, pruning summary, fine-tune record) for --prune channels:R --finetune-steps N."""
+    import os
+
+    import onnx
+
+    from ..errors import ConfigError
+    from ..prune import parse_prune, prune_model
+    from ..prune.finetune import finetune, shipped_training_data
+
+    spec = parse_prune(args.prune)
+    if spec is None or spec.kind != "channels":
+        raise ConfigError("--finetune-steps fine-tunes a channel-pruned model: add --prune channels:30% (2:4 and "
+                          "unstructured sparsity would lose their zeros in training)")
+    path, dataset = shipped_training_data(args.model, flag="--finetune-steps")
+    pruned = prune_model(onnx.load(path), spec)
+    console.print(f"fine-tuning the pruned model {args.finetune_steps} steps on {dataset} (train split) …")
+    tuned = finetune(pruned.model, dataset, args.finetune_steps, threads=args.threads, flag="--finetune-steps")
+    name = os.path.splitext(os.path.basename(path))[0] + f"_pruned_ft{args.finetune_steps}"
+    return tuned.model, name, dict(pruned.summary, speed="channel pruning: a smaller dense graph"), tuned.to_dict()
+
+
+def _print_finetune(pruning, record) -> None:  # type: ignore[no-untyped-def]
+    console.print(f"pruned {pruning['spec']}: parameters {human_count(pruning['params_before'])} → "
+                  f"{human_count(pruning['params_after'])}, MACs {human_count(pruning['macs_before'])} → "
+                  f"{human_count(pruning['macs_after'])}")
+    console.print(f"fine-tuned {record['steps']} steps on {record['dataset']} (train split, "
+                  f"{record['seconds']:.0f} s): "
+                  f"test top-1 {record['before_top1_pct']:.2f}% after pruning → [bold]{record['after_top1_pct']:.2f}%"
+                  "[/bold] after fine-tuning")
 
 
 def _exists(path: str) -> bool:

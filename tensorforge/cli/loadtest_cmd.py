@@ -79,6 +79,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "rows on axis 0), FILE.npz (one array per input, named after it) or a folder of images "
                         "(resized to the input's H×W, scaled to [0,1]); checked against the model's inputs before "
                         "the run, queries take the rows in turn (as `tensorforge bench --input`)")
+    g.add_argument("--lengths", metavar="SPEC",
+                   help="sequence models: request lengths drawn from a distribution instead of every request at "
+                        "the profile's opt length — fixed:N, uniform:A-B, lognormal:MEDIAN,SIGMA (a long right tail, "
+                        "like real text) or sentences (token lengths of real English sentences); clipped to the "
+                        "engine's shape profile. The in-process batcher pads each batch by length bucket, as the "
+                        "server does. In-process targets only; not with --input")
     g.add_argument("--warmup", type=float, default=0.5, metavar="S", help="warm-up seconds (default 0.5)")
     g.add_argument("--tolerance", type=float, default=0.05, help="find-max: stop when the bracket is this narrow")
     g.add_argument("--max-probes", type=int, default=10, help="find-max: most server runs per search")
@@ -145,7 +151,11 @@ def _run(args: argparse.Namespace) -> int:
     from ..loadgen.results import write_report
     from ..loadgen.scenarios import ScenarioSettings
 
+    if args.input and args.lengths:
+        raise InputError("give --input (real data) or --lengths (a length distribution), not both")
     inputs = _read_input(args.input, args.targets) if args.input else None     # bad data: fail before the run
+    if args.lengths:
+        inputs = _length_samples(args.lengths, args.targets, args.seed)
     qps = _numbers(args.target_qps)
     percentile = None
     if args.percentile is not None:
@@ -213,19 +223,38 @@ def _read_input(path: str, targets: list[str]):  # type: ignore[no-untyped-def]
     """``--input`` read and checked against the first in-process target's inputs (no build needed)."""
     from ..bench.inputs import read_inputs
     from ..core.specs import io_specs
-    from ..engine.source import resolve_source
-    from ..errors import InputError
     from ._checks import check_input_data
 
     check_input_data(path)
+    src = _local_source(targets, "--input")
+    specs = src.engine.inputs if src.engine is not None else io_specs(src.onnx_model())[0]
+    return read_inputs(path, specs, model=src.name)
+
+
+def _local_source(targets: list[str], flag: str):  # type: ignore[no-untyped-def]
+    """The first in-process target's model source (``flag`` names the option that needs one)."""
+    from ..engine.source import resolve_source
+    from ..errors import InputError
+
     local = [t for t in targets if not t.lower().startswith(("http://", "https://", "grpc://", "sleep:"))
              and t.lower() != "noop"]
     if not local:
-        raise InputError("--input feeds an in-process model (engine file, ONNX file or zoo name); servers, noop "
+        raise InputError(f"{flag} feeds an in-process model (engine file, ONNX file or zoo name); servers, noop "
                          "and sleep:… targets send their own data")
-    src = resolve_source(local[0])
-    specs = src.engine.inputs if src.engine is not None else io_specs(src.onnx_model())[0]
-    return read_inputs(path, specs, model=src.name)
+    return resolve_source(local[0])
+
+
+def _length_samples(spec: str, targets: list[str], seed: int):  # type: ignore[no-untyped-def]
+    """``--lengths`` turned into requests for the first in-process target (checked before any build)."""
+    from ..core.specs import io_specs
+    from ..loadgen.lengths import length_samples
+
+    src = _local_source(targets, "--lengths")
+    if src.engine is not None:
+        specs, profiles = src.engine.inputs, src.engine.manifest.profiles
+    else:
+        specs, profiles = io_specs(src.onnx_model())[0], ()
+    return length_samples(spec, specs, profiles, seed=seed)
 
 
 def _exit_code(report) -> int:  # type: ignore[no-untyped-def]

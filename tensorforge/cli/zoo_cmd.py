@@ -38,7 +38,8 @@ def _list(args: argparse.Namespace) -> int:
         table.add_column(col)
     for name in zoo.names(include_tiny=args.all):
         e = zoo.entry(name)
-        table.add_row(name, "zoo", "N×" + "×".join(map(str, e.input_shape)), e.description)
+        kind = "trained" if getattr(e, "trained", False) else "zoo"
+        table.add_row(name, kind, "N×" + "×".join(map(str, e.input_shape)), e.description.removeprefix("TRAINED "))
     for name in datasets.trained_models():
         meta = _trained_meta(name)
         shape = meta.get("input", {}).get("shape", [])

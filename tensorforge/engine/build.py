@@ -48,7 +48,7 @@ class BuildOptions:
     """How to build. ``batch`` fixes the batch dimension; ``max_batch`` makes it dynamic
     with an upper bound checked at run time (both rewrite a model exported at batch 1)."""
 
-    pipeline: str = "default"
+    pipeline: str = "auto"                  # auto: transformer fusions for transformers (graph/transformer.py)
     batch: int | None = None
     max_batch: int | None = None
     backend: str | None = None               # None: onnxruntime, or the backend that has the device
@@ -229,7 +229,8 @@ def fp32_graph(source: Any, options: BuildOptions = BuildOptions(), *,
     _, model, _, _ = _normalize(src.model, options)
     if options.prune is not None:
         model = prune_model(model, options.prune).model
-    return run_pipeline(model, options.pipeline)[0], src.name, src.origin
+    pipeline = "default" if options.pipeline == "auto" else options.pipeline    # precision work: portable ops
+    return run_pipeline(model, pipeline)[0], src.name, src.origin
 
 
 def build(source: Any, output: str | os.PathLike[str] | None = None,
@@ -269,7 +270,8 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
         timings["prune"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    optimized, pass_reports = run_pipeline(model, options.pipeline)
+    pipeline = _pipeline(model, options, backend_for_device(device, options.backend))
+    optimized, pass_reports = run_pipeline(model, pipeline)
     timings["passes"] = time.perf_counter() - t
     after = GraphSummary.of(optimized, profiles)
     payload = optimized.SerializeToString()
@@ -339,6 +341,15 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
         backend = get_backend(winner.backend)
         settings = BackendSettings(device=device, threads=winner.threads, options=freeze(dict(winner.options)),
                                    streams=winner.streams)
+    if options.prune is not None and backend.name == "openvino":     # 2:4 / unstructured: OpenVINO may pack them
+        from ..prune.runtime_sparsity import decompression_rate, openvino_sparse_support
+
+        support = openvino_sparse_support(options.prune)
+        if support.supported:
+            rate = decompression_rate(parse_prune(options.prune))
+            settings = BackendSettings(device=settings.device, threads=settings.threads, streams=settings.streams,
+                                       options=freeze({**dict(settings.options),
+                                                       "sparse_weights_decompression_rate": rate}))
 
     inputs, outputs = io_specs(optimized)
     manifest = Manifest(
@@ -351,7 +362,7 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
                               settings=settings),
         build=BuildRecord(
             date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), host=freeze(host_fingerprint()),
-            libraries=freeze(library_versions()), pipeline=options.pipeline,
+            libraries=freeze(library_versions()), pipeline=pipeline,
             passes=freeze([r.to_dict() for r in pass_reports]), notes=tuple(notes),
             verification=freeze(dict(asdict(verification), profile_points=verification_points))
             if verification else None,
@@ -381,6 +392,19 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
                          pruning=None if pruning is None or options.prune is None else
                          dict(pruning, speed=speed_note(options.prune, backend.name)))
     return engine, report
+
+
+def _pipeline(model: onnx.ModelProto, options: BuildOptions, backend: str = "onnxruntime") -> str:
+    """The pass pipeline to run: the one named, or for ``auto`` the transformer fusions the backend runs (ONNX
+    Runtime's contrib-op fusions for onnxruntime, standard-op fusions elsewhere) when the graph is a transformer
+    and the build is a plain FP32 one; the tuner, the optimizer and INT8 start from the portable default."""
+    if options.pipeline != "auto":
+        return options.pipeline
+    if options.tune is not None or options.optimize is not None or options.precision != "fp32":
+        return "default"
+    from ..graph.transformer import pipeline_for
+
+    return pipeline_for(model, backend)
 
 
 def _prune(reference: onnx.ModelProto, model: onnx.ModelProto, old_batch: int | str | None, options: BuildOptions,

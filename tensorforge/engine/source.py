@@ -120,7 +120,7 @@ def _resolve_text(text: str) -> ModelSource:
         text = rest
     zoo_names, trained_names = zoo.names(), datasets.trained_models()
     if prefix != "trained":
-        match = _find(text, zoo_names)
+        match = _find(zoo.canonical(text), zoo_names)
         if match is not None:
             return ModelSource("zoo", match, f"zoo:{match}", model=zoo.build(match))
     if prefix != "zoo":

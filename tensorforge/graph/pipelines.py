@@ -7,7 +7,10 @@ open a fusion: Dropout gone → Conv+BN adjacent), converts back, restores the g
 interface exactly (input/output names, order, dtypes, shapes — shape inference must not
 "refine" a symbolic ``N``), and checks the result with ``onnx.checker``.
 
-The passes only emit portable ONNX. Activation fusion (Conv+Relu, Conv+Add+Relu,
+The passes emit portable ONNX, except ``transformer-ort``'s ``transformer_ort_fusion`` (ONNX Runtime
+contrib ops such as ``com.microsoft.Attention``: only the onnxruntime backend runs that pipeline's
+output; :mod:`tensorforge.graph.transformer` picks a transformer pipeline per backend).
+Activation fusion (Conv+Relu, Conv+Add+Relu,
 Gemm+Relu …) has no standard ONNX op, so it is deliberately *not* done here: ONNX
 Runtime fuses those itself at session creation (``ORT_ENABLE_EXTENDED`` and above), and
 other backends do their own.
@@ -52,6 +55,27 @@ PIPELINES: dict[str, tuple[str, ...]] = {
         "matmul_add_fusion",
         "bn_folding",
         "conv_bias_fusion",
+        "dead_code_elimination",
+    ),
+    # transformers (graph/transformer.py picks one per backend). ONNX Runtime's fusions run before any
+    # folding: they match the exporter's own mask and shape subgraphs, which folding rewrites
+    "transformer-ort": (
+        "shape_inference",
+        "dropout_removal",
+        "identity_elimination",
+        "transformer_ort_fusion",
+        "constant_folding",
+        "noop_elimination",
+        "dead_code_elimination",
+    ),
+    "transformer-portable": (
+        "shape_inference",
+        "dropout_removal",
+        "constant_folding",
+        "noop_elimination",
+        "identity_elimination",
+        "transformer_portable_fusion",
+        "matmul_add_fusion",
         "dead_code_elimination",
     ),
 }

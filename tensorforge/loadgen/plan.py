@@ -221,6 +221,9 @@ def _one_config(c: TargetConfig, o: LoadtestOptions, say: Progress, mlperf_dir: 
                 say(f"{c.name()}: {s.scenario}" + (f" at {q:g} QPS" if q else ""))
                 runs.append(summarize(run_scenario(target, run_settings), desc))
                 keep(c.name(), {"kind": "run", **runs[-1].to_dict()})
+        padding = getattr(target, "padding_stats", lambda: None)()
+        if padding is not None:              # the counts after the runs (describe() came before them)
+            desc = {**desc, "padding": padding}
         mlperf = comparison = None
         if o.harness == "mlperf":
             from .mlperf import compare, load_dataset, run_mlperf

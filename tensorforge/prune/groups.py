@@ -16,7 +16,13 @@ The walk follows the nodes in topological order. Cases:
   per-channel (the constant is an edit when per-channel), Flatten of [N, C, 1, 1];
 - **two groups meet** at an elementwise op (a residual Add, a squeeze-excite Mul): the groups
   merge, so channels feeding an Add are pruned together or not at all;
-- anything else that reads a grouped tensor (Concat, Reshape, Transpose, a graph output, a
+- **Concat** on the channel axis (an inception block's branches): the output carries several
+  groups side by side, each at its offset (an input outside any group is a fixed segment); a
+  consumer's edits then name each group's offset (``Edit.offset``), so removing channel c of a
+  branch slices channel offset+c of the consumer's weight. Channel-wise ops, BatchNormalization,
+  Flatten of [N, C, 1, 1], a nested Concat and the consumers above follow a concatenated tensor;
+  anything else reading it freezes every group in it;
+- anything else that reads a grouped tensor (Reshape, Transpose, a graph output, a
   subgraph, an op this walk does not know) makes its group *frozen*: nothing is pruned there, the
   reason is kept. So is a group whose edit touches a constant shared with another node.
 
@@ -48,13 +54,15 @@ _ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div"})
 
 @dataclass(frozen=True)
 class Edit:
-    """Slice constant ``init`` along ``axis`` by the group's kept channels. ``role``: ``out`` (a
-    producer's filters, ranked), ``bias``, ``param`` (per-channel constants such as BN's), ``bn_scale``
-    (a BN gamma, ranked by the ``bn`` criterion), ``in`` (a consumer's input channels)."""
+    """Slice constant ``init`` along ``axis`` by the group's kept channels, shifted by ``offset`` (the
+    group's place in a Concat). ``role``: ``out`` (a producer's filters, ranked), ``bias``, ``param``
+    (per-channel constants such as BN's), ``bn_scale`` (a BN gamma, ranked by the ``bn`` criterion),
+    ``in`` (a consumer's input channels)."""
 
     init: str
     axis: int
     role: str
+    offset: int = 0
 
 
 @dataclass
@@ -87,6 +95,8 @@ class _Walk:
         self.parent: dict[int, int] = {}
         self.groups: dict[int, ChannelGroup] = {}
         self.space: dict[str, tuple[int, int]] = {}
+        # a Concat's output: its segments (group id or None for channels outside any group, width) and axis
+        self.cat: dict[str, tuple[tuple[tuple[int | None, int], ...], int]] = {}
         self.uses: dict[str, int] = {}
         for node in graph.node:
             for name in node.input:
@@ -122,9 +132,33 @@ class _Walk:
         return ra
 
     def freeze(self, tensor: str, why: str) -> None:
-        if tensor in self.space:
-            g = self.group(self.space[tensor][0])
+        for gid, _ in self.segments(tensor):
+            g = self.group(gid)
             g.frozen = g.frozen or why
+
+    def carries(self, tensor: str) -> bool:
+        return tensor in self.space or tensor in self.cat
+
+    def axis(self, tensor: str) -> int:
+        return self.space[tensor][1] if tensor in self.space else self.cat[tensor][1]
+
+    def segments(self, tensor: str) -> list[tuple[int, int]]:
+        """(group id, channel offset) of every group ``tensor`` carries (one at offset 0 unless a Concat's)."""
+        if tensor in self.space:
+            return [(self.space[tensor][0], 0)]
+        out, offset = [], 0
+        for gid, width in self.cat[tensor][0] if tensor in self.cat else ():
+            if gid is not None:
+                out.append((gid, offset))
+            offset += width
+        return out
+
+    def propagate(self, src: str, dst: str, axis: int | None = None) -> None:
+        """``dst`` carries the channels of ``src`` (on ``axis`` from the end when given)."""
+        if src in self.space:
+            self.space[dst] = (self.space[src][0], self.space[src][1] if axis is None else axis)
+        else:
+            self.cat[dst] = (self.cat[src][0], self.cat[src][1] if axis is None else axis)
 
     # -- helpers -------------------------------------------------------------------------------
     def const(self, name: str) -> np.ndarray | None:
@@ -137,9 +171,9 @@ class _Walk:
         shape = self.shapes.get(tensor)
         return None if shape is None else len(shape)
 
-    def edit(self, gid: int, init: str, axis: int, role: str) -> None:
+    def edit(self, gid: int, init: str, axis: int, role: str, offset: int = 0) -> None:
         g = self.group(gid)
-        g.edits.append(Edit(init, axis, role))
+        g.edits.append(Edit(init, axis, role, offset))
         if self.uses.get(init, 0) > 1:
             g.frozen = g.frozen or f"constant {init!r} is shared by several nodes"
 
@@ -179,11 +213,11 @@ def _conv(w: _Walk, node: onnx.NodeProto) -> bool:
     bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
     rank = w.rank(node.output[0])
     if group == 1:
-        if x in w.space:
-            gid, axis = w.space[x]
-            if not w.channel_axis_ok(x, axis):
+        if w.carries(x):
+            if not w.channel_axis_ok(x, w.axis(x)):
                 return False
-            w.edit(gid, node.input[1], 1, "in")
+            for gid, offset in w.segments(x):
+                w.edit(gid, node.input[1], 1, "in", offset)
         if rank is not None:
             _producer(w, node, int(weight.shape[0]), 0, bias, 1 - rank)
         return True
@@ -208,11 +242,11 @@ def _gemm(w: _Walk, node: onnx.NodeProto) -> bool:
         return False
     trans_b = _attr(node, "transB", 0)
     x = node.input[0]
-    if x in w.space:
-        gid, axis = w.space[x]
-        if axis != -1:
+    if w.carries(x):
+        if w.axis(x) != -1:
             return False
-        w.edit(gid, node.input[1], 1 if trans_b else 0, "in")
+        for gid, offset in w.segments(x):
+            w.edit(gid, node.input[1], 1 if trans_b else 0, "in", offset)
     bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
     _producer(w, node, int(weight.shape[0 if trans_b else 1]), 0 if trans_b else 1, bias, -1)
     return True
@@ -223,40 +257,42 @@ def _matmul(w: _Walk, node: onnx.NodeProto) -> bool:
     if weight is None or weight.ndim != 2:
         return False
     x = node.input[0]
-    if x in w.space:
-        gid, axis = w.space[x]
-        if axis != -1:
+    if w.carries(x):
+        if w.axis(x) != -1:
             return False
-        w.edit(gid, node.input[1], 0, "in")
+        for gid, offset in w.segments(x):
+            w.edit(gid, node.input[1], 0, "in", offset)
     _producer(w, node, int(weight.shape[1]), 1, None, -1)
     return True
 
 
 def _batchnorm(w: _Walk, node: onnx.NodeProto) -> bool:
     x = node.input[0]
-    if x not in w.space or len(node.output) > 1 or not w.channel_axis_ok(x, w.space[x][1]):
+    if not w.carries(x) or len(node.output) > 1 or not w.channel_axis_ok(x, w.axis(x)):
         return False
-    gid, axis = w.space[x]
     if any(w.const(p) is None for p in node.input[1:5]):
         return False
-    for i, p in enumerate(node.input[1:5]):
-        w.edit(gid, p, 0, "bn_scale" if i == 0 else "param")
-    w.space[node.output[0]] = (gid, axis)
+    for gid, offset in w.segments(x):
+        for i, p in enumerate(node.input[1:5]):
+            w.edit(gid, p, 0, "bn_scale" if i == 0 else "param", offset)
+    w.propagate(x, node.output[0])
     return True
 
 
 def _channelwise(w: _Walk, node: onnx.NodeProto) -> bool:
     x = node.input[0] if node.input else ""
-    if x not in w.space or len(node.output) != 1:
+    if not w.carries(x) or len(node.output) != 1:
         return False
-    if any(i in w.space or (i and w.const(i) is None) for i in node.input[1:]):
+    if any(w.carries(i) or (i and w.const(i) is None) for i in node.input[1:]):
         return False
-    w.space[node.output[0]] = w.space[x]
+    w.propagate(x, node.output[0])
     return True
 
 
 def _elementwise(w: _Walk, node: onnx.NodeProto) -> bool:
     a, b = node.input[0], node.input[1]
+    if a in w.cat or b in w.cat:
+        return False                                   # offsets of a concatenated operand: not followed
     if a in w.space and b in w.space:
         (ga, axa), (gb, axb) = w.space[a], w.space[b]
         if axa != axb or w.group(ga).channels != w.group(gb).channels:
@@ -282,17 +318,42 @@ def _elementwise(w: _Walk, node: onnx.NodeProto) -> bool:
 def _flatten(w: _Walk, node: onnx.NodeProto) -> bool:
     x = node.input[0]
     shape = w.shapes.get(x)
-    gid, axis = w.space[x]
-    if shape is None or _attr(node, "axis", 1) != 1 or not w.channel_axis_ok(x, axis):
+    if shape is None or _attr(node, "axis", 1) != 1 or not w.channel_axis_ok(x, w.axis(x)):
         return False
     if any(d != 1 for d in shape[2:]):                 # [N, C, H, W] with H*W > 1 interleaves channels
         return False
-    w.space[node.output[0]] = (gid, -1)
+    w.propagate(x, node.output[0], -1)
+    return True
+
+
+def _concat(w: _Walk, node: onnx.NodeProto) -> bool:
+    """Concat on the channel axis: the output carries each input's groups at their offsets."""
+    out = node.output[0]
+    rank = w.rank(out)
+    if rank is None or rank < 2 or _attr(node, "axis", 0) % rank != 1:
+        return False
+    segments: list[tuple[int | None, int]] = []
+    for x in node.input:
+        if x in w.space:
+            gid, axis = w.space[x]
+            if not w.channel_axis_ok(x, axis):
+                return False
+            segments.append((gid, w.group(gid).channels))
+        elif x in w.cat:
+            if not w.channel_axis_ok(x, w.cat[x][1]):
+                return False
+            segments += w.cat[x][0]
+        else:
+            shape = w.shapes.get(x)
+            if shape is None or len(shape) != rank or shape[1] is None:
+                return False
+            segments.append((None, int(shape[1])))
+    w.cat[out] = (tuple(segments), 1 - rank)
     return True
 
 
 _HANDLERS = {"Conv": _conv, "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm,
-             "Flatten": _flatten, **{op: _channelwise for op in _CHANNELWISE},
+             "Flatten": _flatten, "Concat": _concat, **{op: _channelwise for op in _CHANNELWISE},
              **{op: _elementwise for op in _ELEMENTWISE}}
 
 
@@ -313,7 +374,7 @@ def channel_groups(model: onnx.ModelProto) -> list[ChannelGroup]:
     w = _Walk(model)
     for node in model.graph.node:
         handler = _HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
-        grouped = [i for i in node.input if i in w.space]
+        grouped = [i for i in node.input if w.carries(i)]
         handled = False
         if handler is not None and (grouped or node.op_type in ("Conv", "Gemm", "MatMul")):
             handled = handler(w, node)

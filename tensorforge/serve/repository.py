@@ -94,8 +94,8 @@ def load_version(name: str, version: str, path: Path, config: ModelConfig,
                           f"max batch {engine.max_batch}; lower it or rebuild the engine with a larger max batch")
     profiles = tuple(engine.manifest.profiles)
     if not batch_axis_static:
-        batcher_config = _cap_to_profiles(batcher_config, profiles)
-    grouping = _grouping(name, engine, config, profiles) if not batch_axis_static else RowGrouping()
+        batcher_config = cap_to_profiles(batcher_config, profiles)
+    grouping = grouping_for(name, engine, config, profiles) if not batch_axis_static else RowGrouping()
     threads = config.threads()
     instances: list[Instance] = []
     try:
@@ -126,7 +126,7 @@ def load_version(name: str, version: str, path: Path, config: ModelConfig,
                         profiles=profiles, grouping=grouping)
 
 
-def _cap_to_profiles(batcher_config: BatcherConfig, profiles: Sequence[ShapeProfile]) -> BatcherConfig:
+def cap_to_profiles(batcher_config: BatcherConfig, profiles: Sequence[ShapeProfile]) -> BatcherConfig:
     """The batcher's max batch lowered to the smallest max batch of the profiles (a merged batch then fits
     any profile its requests fit), and its preferred sizes to those within it."""
     batches = [p.max[0] for prof in profiles for p in prof.inputs if p.max]
@@ -137,7 +137,7 @@ def _cap_to_profiles(batcher_config: BatcherConfig, profiles: Sequence[ShapeProf
                    preferred_batch_sizes=tuple(b for b in batcher_config.preferred_batch_sizes if b <= cap))
 
 
-def _grouping(name: str, engine: Engine, config: ModelConfig, profiles: Sequence[ShapeProfile]) -> Grouping:
+def grouping_for(name: str, engine: Engine, config: ModelConfig, profiles: Sequence[ShapeProfile]) -> Grouping:
     """Padding by length buckets for a model with a masked sequence axis (padding.py); else rows of equal shape."""
     try:
         padded = SequenceGrouping.for_specs(engine.inputs, engine.outputs, profiles, buckets=config.sequence_buckets,

@@ -33,6 +33,7 @@ class Point:
     timed_as: str | None = None          # the tuner row whose timing stands for this point
     status: str = ""                     # chosen | front | dominated | outside budget | not timed | failed
     note: str = ""
+    pruned: float | None = None          # the channel-pruning ratio of its graph (None: not pruned)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,5 +119,3 @@ def accuracy_loss(got: Score, ref: Score) -> float:
     if got.top1_pct is not None and ref.top1_pct is not None:
         return round(ref.top1_pct - got.top1_pct, 4)
     return float(1.0 - got.cosine_mean)
-
-

@@ -29,6 +29,11 @@ same search runs on whole models, in five steps:
    accuracy loss; the non-dominated points form the Pareto front; the winner is the fastest
    point within the budget.
 
+Channel pruning is a dimension of the front too: with held-out data, FP32 graphs with 30 % and
+50 % of their channels removed (``prune_ratios``; :mod:`tensorforge.prune`) are scored and timed
+beside the precisions, marked ``pruned`` — for the front only: a pruned graph computes another
+function, so the search never ships one (``build --prune channels:R`` does, verified).
+
 Example::
 
     result = optimize(fp32_model, OptimizeOptions("latency", accuracy_budget=AccuracyBudget(1.0),
@@ -40,7 +45,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import onnx
 
@@ -54,6 +59,7 @@ from ..precision.api import CalibrationSpec
 from ..precision.evaluate import AccuracyBudget, reference_outputs, run_model, score
 from ..precision.fp16 import ensure_node_names
 from ..precision.methods import METHODS
+from ..prune import prune_model
 from .front import BASELINE, Point, accuracy_loss, pareto_front, place, representatives
 from .search import Payloads, TuneOptions, TuneResult, tune
 from .space import OBJECTIVES, Candidate, backend_space, unusable
@@ -86,6 +92,9 @@ class OptimizeOptions:
     cache: Any = None
     isolate: bool = True
     rounds: int = 5
+    # channel-pruning ratios searched beside the precisions (FP32 graphs with that share of channels removed):
+    # scored on the held-out data and timed for the front only, never shipped (build --prune does that)
+    prune_ratios: tuple[float, ...] = (0.3, 0.5)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -99,6 +108,9 @@ class OptimizeOptions:
         bad = [g for g in self.granularities if g not in GRANULARITIES]
         if bad or not self.granularities:
             raise InputError(f"granularities {bad or '()'}: use some of {', '.join(GRANULARITIES)}")
+        bad_ratios = [r for r in self.prune_ratios if not 0.0 < r < 1.0]
+        if bad_ratios:
+            raise InputError(f"prune_ratios {bad_ratios}: each must be in (0, 1), e.g. (0.3, 0.5); () for none")
 
 
 @dataclass
@@ -170,12 +182,15 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
     wanted = [p for p in PRECISIONS if options.precisions is None or p in options.precisions]
     backends = _backends(options, notes)
     variants, calibration, hists = make_variants(fp32, options, wanted, eval_data, say, notes)
+    pruned = pruned_variants(fp32, options.prune_ratios if "fp32" in wanted else (), eval_data is not None, notes)
+    variants += pruned
     say(f"{len(variants)} model variant(s): " + ", ".join(v.name for v in variants))
 
     ref = reference_outputs(variants[0].model_bytes, judge, threads=options.threads)
     ref_score = score(ref, ref, judge.labels)
     points = numerics(variants, backends, wanted, options.device, notes)
     by_name = {v.name: v for v in variants}
+    mark_pruned(points, pruned)
 
     def evaluate(point: Point) -> None:
         v = by_name[point.variant]
@@ -215,7 +230,7 @@ def optimize(model: onnx.ModelProto, options: OptimizeOptions = OptimizeOptions(
             continue
         first = backend_space(p.backend, options.objective, options.device, batch=batch)[0]
         tried.append(first.with_variant(p.name, **p.options))
-    barred = {(p.name, p.backend) for p in never}
+    barred = {(p.name, p.backend) for p in never} | {(p.name, p.backend) for p in points if p.pruned is not None}
     if "fp32" not in wanted:      # the baseline is timed for the record; a narrowed search never ships it
         barred.add((BASELINE, "onnxruntime"))
     never_labels = frozenset(c.label for c in tried if (c.variant, c.backend) in barred)
@@ -298,3 +313,33 @@ def _score_points(points: list[Point], variants: list[Variant], evaluate: Callab
             elif v.graph in best:
                 p.status, p.note = "not scored", (f"scored on onnxruntime only: {best[v.graph]} is the most "
                                                   "accurate method of this graph there")
+
+
+def pruned_variants(fp32: onnx.ModelProto, ratios: Sequence[float], held_out: bool, notes: list[str]) -> list[Variant]:
+    """FP32 variants of ``fp32`` with ``ratios`` of its channels removed (l1), for the
+    front. Needs held-out data: without it a pruned graph's accuracy cost cannot be judged (skipped, said so)."""
+    if not ratios:
+        return []
+    if not held_out:
+        notes.append("pruned candidates skipped: their accuracy cost needs held-out data (give eval data)")
+        return []
+    out = []
+    for ratio in ratios:
+        result = prune_model(fp32, f"channels:{ratio:g}")
+        if result.plan is None or not result.plan.groups:
+            notes.append(f"pruned {ratio:.0%} skipped: no prunable channel group in this graph")
+            continue
+        name = f"fp32 pruned {ratio:.0%}"
+        out.append(Variant(name, "fp32", name, result.model.SerializeToString()))
+        notes.append(f"{name}: parameters {result.summary['params_before']:,} -> {result.summary['params_after']:,}, "
+                     f"MACs {result.summary['macs_before']:,} -> {result.summary['macs_after']:,}; on the front "
+                     f"only, never shipped (build --prune channels:{ratio:.0%} ships it, verified)")
+    return out
+
+
+def mark_pruned(points: list[Point], pruned: Sequence[Variant]) -> None:
+    """Give each point of a pruned variant its ratio (read back from the variant name)."""
+    ratios = {v.name: float(v.name.rsplit(" ", 1)[1].rstrip("%")) / 100 for v in pruned}
+    for p in points:
+        if p.variant in ratios:
+            p.pruned = ratios[p.variant]

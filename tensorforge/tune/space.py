@@ -139,6 +139,19 @@ def backend_space(name: str, objective: str, device: str = "cpu", *, batch: int 
     return [Candidate(name)]
 
 
+def pipeline_variants(model: Any, backends: list[str] | None = None) -> dict[str, tuple[str, ...]]:
+    """Per backend, the graph pipelines the tuner may try on ``model`` (an ``onnx.ModelProto``), as
+    candidate variants: a transformer gets every transformer pipeline the backend can run (onnxruntime:
+    ``transformer-ort`` and ``transformer-portable``; the others: ``transformer-portable``), any other
+    model ``default`` only."""
+    from ..graph.transformer import looks_like_transformer, pipelines_for_backend
+
+    wanted = backends or ["onnxruntime", "openvino", "torch"]
+    if not looks_like_transformer(model):
+        return {name: ("default",) for name in wanted}
+    return {name: pipelines_for_backend(name) for name in wanted}
+
+
 def _interleave(groups: list[list[Candidate]]) -> list[Candidate]:
     """Each backend's best bet first, then each one's second, and so on; costly compiles last.
 

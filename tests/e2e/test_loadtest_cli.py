@@ -100,3 +100,19 @@ def test_latency_text_parsing():
     assert parse_ms("500us") == 0.5
     assert parse_ms_list("5,7,10,15,20ms") == (5.0, 7.0, 10.0, 15.0, 20.0)
     assert parse_ms_list("1s,500") == (1000.0, 500.0)
+
+
+def test_lengths_distribution_pads_by_bucket(tmp_path):
+    """`--lengths` sends requests of varying length to a sequence model; the in-process batcher pads them by
+    bucket as the server does, and the results say how many positions were padding."""
+    from tensorforge.cli.main import main as cli
+
+    engine = tmp_path / "bt.tfe"
+    assert cli(["build", "bert_tiny", "--shapes", "input_ids:1x8,4x32,8x64", "--no-verify", "-o", str(engine)]) == 0
+    rc = cli(["loadtest", str(engine), "--scenario", "offline", "--lengths", "uniform:8-64", "--min-duration", "0.3",
+              "--warmup", "0", "--out", str(tmp_path / "out")])
+    assert rc == 0
+    target = json.loads((tmp_path / "out" / "results.json").read_text())["configs"][0]["target"]
+    assert target["grouping"] == "SequenceGrouping"
+    assert target["padding"]["real_tokens"] > 0
+    assert "load_shape_at_batch_1" not in target["inputs"][0]

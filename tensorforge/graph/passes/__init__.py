@@ -2,7 +2,8 @@
 what it changed. ``PASSES`` maps the names used in pipelines to the pass classes.
 
 Wrapping onnx-ir / onnxscript: shape_inference, constant_folding, identity_elimination,
-noop_elimination (partly), matmul_add_fusion, dead_code_elimination.
+noop_elimination (partly), matmul_add_fusion, dead_code_elimination, transformer_portable_fusion
+(onnxscript's LayerNorm/GELU rules); transformer_ort_fusion wraps ONNX Runtime's transformer optimizer.
 Hand-written: dropout_removal, bn_folding, conv_bias_fusion, noop_elimination's tensor/Pad/
 Reshape cases.
 """
@@ -19,6 +20,8 @@ from tensorforge.graph.passes.identity_elimination import IdentityElimination
 from tensorforge.graph.passes.matmul_add_fusion import MatMulAddFusion
 from tensorforge.graph.passes.noop_elimination import NoOpElimination
 from tensorforge.graph.passes.shape_inference import ShapeInference
+from tensorforge.graph.passes.transformer_ort import OrtTransformerFusion
+from tensorforge.graph.passes.transformer_portable import PortableTransformerFusion
 
 __all__ = [
     "PASSES",
@@ -32,6 +35,8 @@ __all__ = [
     "IdentityElimination",
     "MatMulAddFusion",
     "NoOpElimination",
+    "OrtTransformerFusion",
+    "PortableTransformerFusion",
     "ShapeInference",
 ]
 
@@ -47,5 +52,7 @@ PASSES: dict[str, type[GraphPass]] = {
         BatchNormFolding,
         ConvBiasFusion,
         DeadCodeElimination,
+        OrtTransformerFusion,
+        PortableTransformerFusion,
     )
 }

@@ -18,8 +18,8 @@ from tensorforge.models import zoo
 BIG = ["alexnet", "googlenet", "mobilenet_v2", "resnet50", "vgg19"]
 TINY = ["tiny_cnn", "tiny_googlenet", "tiny_mlp", "tiny_mobilenet"]
 ALL = BIG + TINY
-# Sequence models: tests/unit/models/test_bert.py and test_opennmt.py.
-SEQ = ["bert_base", "bert_tiny", "opennmt_lstm", "opennmt_tiny"]
+# Sequence models: tests/unit/models/test_bert.py, test_opennmt.py and test_minilm_zoo.py (trained weights).
+SEQ = ["all-MiniLM-L6-v2", "bert_base", "bert_tiny", "opennmt_lstm", "opennmt_tiny"]
 # Figures that are exact tallies (not rounded in the source) must match exactly.
 EXACT_PARAMS = {"alexnet", "googlenet", "mobilenet_v2", "resnet50", "vgg19"}
 EXACT_MACS = {"alexnet", "mobilenet_v2", "resnet50"}
@@ -46,7 +46,7 @@ def _inits(model: onnx.ModelProto) -> dict[str, np.ndarray]:
 
 def test_names_and_entries() -> None:
     assert zoo.names() == sorted(ALL + SEQ)
-    assert zoo.names(include_tiny=False) == sorted(BIG + ["bert_base", "opennmt_lstm"])
+    assert zoo.names(include_tiny=False) == sorted(BIG + ["all-MiniLM-L6-v2", "bert_base", "opennmt_lstm"])
     for name in ALL:
         e = zoo.entry(name)
         assert e.name == name and e.description and e.family

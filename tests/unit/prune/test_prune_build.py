@@ -44,3 +44,29 @@ def test_cli_build_prune(tmp_path, capsys) -> None:
     # a bad spec is a one-line error naming the flag, not a traceback
     assert main(["build", "tiny_cnn", "--prune", "channels:1.5", "-o", str(out)]) != 0
     assert "--prune" in capsys.readouterr().err
+
+
+def test_cli_finetune_steps(tmp_path, capsys) -> None:
+    """--finetune-steps: the pruned shipped classifier, trained a few steps, built and reported; one-line
+    errors naming the flag for a model without shipped training data or without channel pruning."""
+    import json
+
+    pytest.importorskip("torch")
+    from tensorforge.cli.main import main
+
+    out, rep = tmp_path / "m.tfe", tmp_path / "r.json"
+    assert main(["build", "tiny_cnn", "--prune", "channels:30%", "--finetune-steps", "3", "-o", str(out)]) != 0
+    assert "--finetune-steps" in capsys.readouterr().err and not out.exists()
+    assert main(["build", "mnist_cnn", "--prune", "2:4", "--finetune-steps", "3", "-o", str(out)]) != 0
+    assert "--prune channels" in capsys.readouterr().err
+    assert main(["build", "mnist_cnn", "--prune", "channels:30%", "--finetune-steps", "0", "-o", str(out)]) != 0
+    assert "--finetune-steps must be a positive" in capsys.readouterr().err
+    assert main(["build", "mnist_cnn", "--prune", "channels:30%", "--finetune-steps", "8", "-o", str(out),
+                 "--report", str(rep)]) == 0
+    text = capsys.readouterr().out
+    assert "fine-tuned 8 steps on mnist5k" in text and out.exists()
+    report = json.loads(rep.read_text())
+    ft = report["finetune"]
+    assert ft["steps"] == 8 and ft["after_top1_pct"] > ft["before_top1_pct"]
+    assert report["pruning"]["params_after"] < report["pruning"]["params_before"] == 23946
+    assert report["after"]["params"] == report["pruning"]["params_after"]

@@ -49,3 +49,21 @@ def test_build_refuses_outside_the_budget() -> None:
 
     with pytest.raises(BuildError, match="refused"):
         build("mnist_cnn", options=BuildOptions(prune="channels:70%", eval_data="mnist5k", accuracy_budget=1.0))
+
+
+def test_graded_ratios_follow_the_sensitivity_ranking(mnist) -> None:
+    """A budget the full ratio breaks: the most sensitive groups get the lower rungs of the ladder."""
+    model, data = mnist
+    result = guarded_prune(model, "channels:50%", data, AccuracyBudget(max_top1_drop_pts=30.0), probe_samples=64)
+    steps = result.guard.steps
+    assert not steps[0]["within_budget"]            # the uniform 50% breaks it, so the search ran
+    ranking = [r.layer for r in result.guard.ranking]
+    assert sorted(ranking) == sorted(result.ratios)
+    ratios = [result.ratios[n] for n in ranking]    # most sensitive first: never pruned more than a later one
+    assert ratios == sorted(ratios)
+    assert all(r in {0.5 * f for f in (1.0, 0.75, 0.5, 0.25, 0.0)} for r in ratios)
+    if result.met:
+        assert result.pruned is not None and result.pruned.summary["group_ratios"] == result.ratios
+        final = result.guard.final
+        assert final is not None and result.guard.fp32.top1_pct - final.top1_pct <= 30.0
+        assert steps[-1]["within_budget"] and not any(s["within_budget"] for s in steps[:-1])

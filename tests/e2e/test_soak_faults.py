@@ -144,9 +144,9 @@ def test_killed_process_instance_fails_its_batch_only_and_restarts(engine_parts,
         waiting = threading.Event()
         real_read = worker.read_message
 
-        def read_and_tell(stream):
+        def read_and_tell(stream, **kwargs):
             waiting.set()                       # the batch is written; the parent now blocks on the answer
-            return real_read(stream)
+            return real_read(stream, **kwargs)
 
         monkeypatch.setattr(worker, "read_message", read_and_tell)
         os.kill(child.pid, signal.SIGSTOP)

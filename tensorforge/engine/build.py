@@ -346,7 +346,9 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
 
         support = openvino_sparse_support(options.prune)
         if support.supported:
-            rate = decompression_rate(parse_prune(options.prune))
+            spec = parse_prune(options.prune)
+            assert spec is not None                 # a prune spec was given (checked above)
+            rate = decompression_rate(spec)
             settings = BackendSettings(device=settings.device, threads=settings.threads, streams=settings.streams,
                                        options=freeze({**dict(settings.options),
                                                        "sparse_weights_decompression_rate": rate}))

@@ -75,7 +75,7 @@ def test_the_session_and_the_server_refuse_with_the_same_words(engine_path):
 
     session = tensorforge.load(engine_path, warn_host=False)
     name = session.name
-    mv = SimpleNamespace(name=name, inputs=session.inputs, outputs=session.outputs, batchable=True,
+    mv = SimpleNamespace(name=name, inputs=session.inputs, outputs=session.outputs, batchable=True, profiles=(),
                          config=SimpleNamespace(check_finite=True, batcher=SimpleNamespace(max_batch_size=4)))
     core = ServingCore.__new__(ServingCore)            # validate reads only the model version
     bad_cases = [np.zeros((1, 3, 15, 16), np.float32), np.zeros((1, 3, 16, 16), np.float64),

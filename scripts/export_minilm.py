@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -26,45 +24,15 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "build" / "minilm" / "all-Mi
 
 
 def export(out: Path) -> dict:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    # transformers imports torchvision when it is installed; a torchvision built for another torch
-    # fails at import ("operator torchvision::nms does not exist") and nothing here needs it: hide it.
-    sys.modules.setdefault("torchvision", None)  # type: ignore[arg-type]
-    import torch
-    from transformers import AutoModel
+    from tensorforge.models import minilm, sentences
 
-    from tensorforge.models import sentences
-
-    model_dir = sentences.model_dir()
-    bert = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
-    bert.eval()
-
-    class Encoder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                               token_type_ids=token_type_ids).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
-
-    enc = Encoder().eval()
-    feeds = sentences.tokenize(sentences.SENTENCES[:4])
-    args = tuple(torch.from_numpy(feeds[k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    dyn = {"input_ids": {0: "N", 1: "S"}, "attention_mask": {0: "N", 1: "S"}, "token_type_ids": {0: "N", 1: "S"},
-           "embedding": {0: "N"}}
-    with torch.no_grad():
-        torch.onnx.export(enc, args, str(out), input_names=["input_ids", "attention_mask", "token_type_ids"],
-                          output_names=["embedding"], dynamic_axes=dyn, opset_version=17, dynamo=False)
+    minilm.export_onnx(out)                  # the one export (also what `tensorforge build minilm` caches)
     export_s = time.perf_counter() - t0
 
     # check against sentence-transformers itself, on every shipped sentence
+    import torch
     from sentence_transformers import SentenceTransformer
 
     from tensorforge.engine.source import resolve_source
@@ -72,7 +40,7 @@ def export(out: Path) -> dict:
     from tensorforge.precision.evaluate import run_model
     from tensorforge.precision.metrics import fidelity
 
-    st = SentenceTransformer(str(model_dir), device="cpu")
+    st = SentenceTransformer(str(sentences.model_dir()), device="cpu")
     want = st.encode(list(sentences.SENTENCES), convert_to_numpy=True, normalize_embeddings=True)
     all_feeds = sentences.tokenize(sentences.SENTENCES)
     model = resolve_source(out).onnx_model()

@@ -90,7 +90,7 @@ def build_minilm(*, opset: int = 17, **_: object) -> onnx.ModelProto:
     return model
 
 
-def _export(out: Path, opset: int) -> None:
+def export_onnx(out: Path, opset: int = 17) -> None:
     """Export with torch.onnx (TorchScript exporter, eager attention: the textbook pattern the
     transformer fusions find). Runs in a child process."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -123,4 +123,4 @@ def _export(out: Path, opset: int) -> None:
 
 
 if __name__ == "__main__":
-    _export(Path(sys.argv[1]), int(sys.argv[2]))
+    export_onnx(Path(sys.argv[1]), int(sys.argv[2]))

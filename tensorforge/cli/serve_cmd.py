@@ -168,20 +168,9 @@ def _run(args: argparse.Namespace) -> int:
         if info[key]:
             print(f"  {key:8s}{info[key]}")
     print("press Ctrl-C (or send SIGTERM) to stop; in-flight requests finish first", flush=True)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while not stop.wait(0.5):
-            pass
-        print("stopping: draining in-flight requests…", file=sys.stderr, flush=True)
-        server.stop(drain=True)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    _wait_for_signal()
+    print("stopping: draining in-flight requests…", file=sys.stderr, flush=True)
+    server.stop(drain=True)
     print("stopped", flush=True)
     return 0
 

@@ -54,8 +54,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib", metavar="DATA",
                    help="INT8 calibration data: a folder of images, a .npy/.npz file, a bundled dataset "
                         "(mnist5k, digits, sentences), or 'random' for a speed-only build")
-    q.add_argument("--calib-method", default="percentile", choices=("minmax", "entropy", "percentile", "mse"),
-                   help="how activation ranges are chosen (default: percentile 99.99; entropy = TensorRT's KL)")
+    q.add_argument("--calib-method", default="percentile",
+                   choices=("minmax", "entropy", "percentile", "mse", "dynamic"),
+                   help="how activation ranges are chosen (default: percentile 99.99; entropy = TensorRT's KL; "
+                        "dynamic = ranges measured per call, no calibration data — the default for BERT-like "
+                        "graphs without Conv, whose INT8 build then needs no --calib)")
     q.add_argument("--calib-cache", metavar="FILE", help="calibration cache: reused when it fits this model and "
                    "data, refused for another model, (re)written otherwise")
     q.add_argument("--calib-histograms", metavar="FILE", help="calibration histograms (written by `tensorforge "
@@ -324,10 +327,14 @@ def _print_precision(report) -> None:  # type: ignore[no-untyped-def]
                   + (f" ({len(rep['kept_fp32_layers'])} layer(s) kept in FP32)" if rep["kept_fp32_layers"] else ""))
     if rep.get("calibration"):
         cal = rep["calibration"]
-        console.print(f"  calibration: {cal.get('method')} on {cal.get('samples')} samples from {cal.get('source')}"
-                      + (f", cache {cal['cache']}" if cal.get("cache") else "")
-                      + (f", histograms {cal['histograms']} ({cal.get('histograms_path')})" if cal.get("histograms")
-                         else ""))
+        if cal.get("scheme") == "dynamic":
+            console.print(f"  dynamic INT8: per-channel INT8 weights, activation ranges measured per call, no "
+                          f"calibration data ({cal.get('why', '')})")
+        else:
+            console.print(f"  calibration: {cal.get('method')} on {cal.get('samples')} samples from {cal.get('source')}"
+                          + (f", cache {cal['cache']}" if cal.get("cache") else "")
+                          + (f", histograms {cal['histograms']} ({cal.get('histograms_path')})"
+                             if cal.get("histograms") else ""))
     if rep.get("kept_fp32_ops"):
         kept = rep["kept_fp32_ops"]
         console.print(f"  kept in FP32 for correctness: {len(kept)} node(s) — " + "; ".join(

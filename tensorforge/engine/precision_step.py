@@ -91,11 +91,12 @@ def resolve_eval_data(source: Any, model: onnx.ModelProto) -> Any:
 def apply(model: onnx.ModelProto, options: Any) -> PrecisionStep:
     """Convert the verified FP32 ``model`` as ``options`` (a BuildOptions) asks."""
     from ..precision import PrecisionOptions, apply_precision
+    from ..precision.dynamic import pick_scheme
 
     precision = options.precision
     eval_data = resolve_eval_data(options.eval_data, model)
     spec, eval_data, warnings = calibration_spec(options.calibration, model, options, eval_data)
-    if precision == "int8" and spec is None:
+    if precision == "int8" and spec is None and pick_scheme(model)[0] != "dynamic":   # dynamic INT8 needs no data
         raise CalibrationError("INT8 needs calibration data: calibration=DIR|FILE.npy|FILE.npz|mnist5k|digits|"
                                "sentences (or a calibration cache), or calibration=\"random\" for a speed-only build")
     popts = PrecisionOptions(precision, calibration=spec, activations=options.activations,

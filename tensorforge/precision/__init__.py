@@ -13,7 +13,8 @@ call the build uses::
 Modules: ``calibration`` (data sources, preprocessing, streaming), ``histogram`` + ``methods``
 (minmax, entropy, percentile, mse), ``collect`` (activation histograms), ``histfile`` (the
 histogram file every method reuses), ``histpass`` (one pass → :class:`HistogramSet`, or the
-file reused), ``cache`` (calibration cache file), ``int8`` (QDQ via ONNX Runtime's quantizer), ``fp16`` (FP16 and
+file reused), ``cache`` (calibration cache file), ``int8`` (QDQ via ONNX Runtime's quantizer), ``dynamic`` (dynamic INT8
+for transformers, and the auto static/dynamic choice), ``fp16`` (FP16 and
 BF16), ``metrics`` + ``evaluate`` (top-k, fidelity, budgets), ``guard``, ``report``, ``api``.
 """
 

@@ -9,8 +9,11 @@ Example::
 
 * ``fp16``/``bf16``: :mod:`.fp16` (BF16 nodes the backend has no kernel for compute in
   FP32 between Casts, so the model runs on ONNX Runtime's CPU);
-* ``int8``: calibration (:mod:`.calibration`, :mod:`.collect`, :mod:`.methods`, cached
-  by :mod:`.cache`), then QDQ (:mod:`.int8`);
+* ``int8``: ``int8_scheme`` ``static`` — calibration (:mod:`.calibration`, :mod:`.collect`,
+  :mod:`.methods`, cached by :mod:`.cache`), then QDQ (:mod:`.int8`); ``dynamic`` — weights
+  INT8 per channel, activations quantized per call, no calibration (:mod:`.dynamic`);
+  ``auto`` (default) — dynamic for conv-free graphs with integer token inputs (BERT-like),
+  static otherwise; a calibration method of ``"dynamic"`` asks for dynamic too;
 * with ``accuracy_budget`` and held-out ``eval_data``: the guard (:mod:`.guard`); a
   budget that cannot be met returns the FP32 model and says so in the report;
 * ``best``: every candidate under the budget, timed with ``measure(model_bytes) ->
@@ -37,12 +40,13 @@ from ..errors import BuildError, CalibrationError
 from ..models.accuracy_data import CalibrationData, EvalData
 from .cache import CalibrationCache, load_cache, save_cache
 from .calibration import Preprocess
+from .dynamic import INT8_SCHEMES, quantize_dynamic_int8, resolve_scheme, weight_layers
 from .evaluate import AccuracyBudget, check_disjoint, reference_outputs, run_model, score
 from .fp16 import compute_in_fp32, convert_float, ensure_node_names, missing_kernels
 from .guard import run_guard
 from .histpass import calibration_data, model_key, obtain_histograms
 from .int8 import Int8Options, compute_layers, first_last_layers, layer_groups, quantize_qdq
-from .methods import METHODS
+from .methods import DYNAMIC, INT8_METHODS
 from .report import CandidateReport, PrecisionReport
 
 __all__ = ["CalibrationSpec", "PrecisionOptions", "apply_precision", "calibrate", "default_measure"]
@@ -69,11 +73,12 @@ class CalibrationSpec:
     histograms: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise CalibrationError(f"unknown calibration method {self.method!r}; use one of {', '.join(METHODS)}")
-        if self.data is None and self.cache_path is None and self.histograms is None:
+        if self.method not in INT8_METHODS:
+            raise CalibrationError(f"unknown calibration method {self.method!r}; use one of {', '.join(INT8_METHODS)}")
+        if self.data is None and self.cache_path is None and self.histograms is None and self.method != DYNAMIC:
             raise CalibrationError("calibration needs data (a folder, .npy/.npz, arrays), an existing cache file "
-                                   "(cache_path) or an existing histogram file (histograms)")
+                                   "(cache_path) or an existing histogram file (histograms) — or method='dynamic' "
+                                   "(dynamic INT8: activation ranges per call, no calibration data)")
         for label, value in (("max_samples", self.max_samples), ("batch_size", self.batch_size)):
             if value < 1:
                 raise CalibrationError(f"{label} must be >= 1, got {value}")
@@ -95,8 +100,12 @@ class PrecisionOptions:
     min_speedup: float = 1.05
     probe_samples: int = 128
     threads: int | None = None
+    int8_scheme: str = "auto"                    # auto | static (calibrated QDQ) | dynamic (precision/dynamic.py)
 
     def __post_init__(self) -> None:
+        if self.int8_scheme not in INT8_SCHEMES:
+            raise BuildError(f"unknown int8_scheme {self.int8_scheme!r}; use one of {', '.join(INT8_SCHEMES)} "
+                             "(auto: dynamic for BERT-like graphs, static QDQ otherwise)")
         if self.precision not in BUILD_PRECISIONS:
             raise BuildError(f"unknown precision {self.precision!r}; use one of {', '.join(BUILD_PRECISIONS)}")
         bad = [c for c in self.candidates if c not in PRECISIONS or c == "fp32"]
@@ -104,6 +113,10 @@ class PrecisionOptions:
             raise BuildError(f"best's candidates must be among fp16, bf16, int8; got {bad}")
         if self.activations not in ("uint8", "int8"):
             raise BuildError(f"activations must be 'uint8' or 'int8', got {self.activations!r}")
+
+    def scheme(self, model: onnx.ModelProto) -> tuple[str, str]:
+        """(the INT8 scheme for ``model``: "static" or "dynamic", why)."""
+        return resolve_scheme(model, self.int8_scheme, self.calibration.method if self.calibration else None)
 
     def budget(self) -> AccuracyBudget | None:
         b = self.accuracy_budget
@@ -196,7 +209,23 @@ def _one(model: onnx.ModelProto, precision: str, opts: PrecisionOptions, eval_da
     notes: list[str] = []
     report_kw: dict[str, Any] = {}
     user_keep = frozenset(opts.keep_fp32_nodes)
-    if precision == "int8":
+    scheme, scheme_why = opts.scheme(model) if precision == "int8" else ("", "")
+    why_seen: list[dict[str, str]] = [{}]
+    if scheme == "dynamic":
+        dyn = Int8Options(per_channel=opts.per_channel, keep_first_last=opts.keep_first_last)
+
+        def convert(keep: frozenset[str]) -> onnx.ModelProto:
+            q, why_seen[0] = quantize_dynamic_int8(model, replace(dyn, keep_nodes=tuple(sorted(keep | user_keep))))
+            return q
+
+        weights = weight_layers(model)
+        ends = weights[:1] + weights[-1:] if opts.keep_first_last else []
+        layers = [n for n in weights if n not in user_keep and n not in ends]
+        forced = sorted(user_keep | set(ends))
+        report_kw["calibration"] = {"method": DYNAMIC, "scheme": "dynamic", "why": scheme_why,
+                                    "per_channel": opts.per_channel, "weights_7bit": dyn.weights_7bit(),
+                                    "note": "activation ranges are each call's own min/max: no calibration data"}
+    elif precision == "int8":
         if opts.calibration is None:
             raise CalibrationError("INT8 needs calibration: give a CalibrationSpec (data and/or a cache file)")
         if "ranges" not in cal_cache:
@@ -209,7 +238,6 @@ def _one(model: onnx.ModelProto, precision: str, opts: PrecisionOptions, eval_da
                            keep_first_last=opts.keep_first_last)
 
         groups = layer_groups(model)
-        why_seen: list[dict[str, str]] = [{}]
 
         def convert(keep: frozenset[str]) -> onnx.ModelProto:
             nodes = {n for layer in keep for n in groups.get(layer, [layer])} | user_keep
@@ -219,7 +247,7 @@ def _one(model: onnx.ModelProto, precision: str, opts: PrecisionOptions, eval_da
         layers = [n for n in compute_layers(model) if n not in user_keep
                   and not (opts.keep_first_last and n in first_last_layers(model))]
         forced = sorted(user_keep | (frozenset(first_last_layers(model)) if opts.keep_first_last else frozenset()))
-        report_kw["calibration"] = cal_cache["info"]
+        report_kw["calibration"] = {**cal_cache["info"], "scheme": "static", "why": scheme_why}
     else:
         lacking_seen: list[str] = []
         info_seen: list[Any] = []
@@ -301,7 +329,7 @@ def _best(fp32: onnx.ModelProto, options: PrecisionOptions, eval_data: EvalData 
     candidates = [CandidateReport("fp32", True, None, fp32_s, note="baseline")]
     winner: tuple[float, onnx.ModelProto, PrecisionReport] | None = None
     for precision in options.candidates:
-        if precision == "int8" and options.calibration is None:
+        if precision == "int8" and options.calibration is None and options.scheme(fp32)[0] == "static":
             candidates.append(CandidateReport("int8", None, None, None, note="skipped: no calibration data given"))
             continue
         res = _one(fp32, precision, opts, eval_data, cal_cache)

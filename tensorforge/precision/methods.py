@@ -18,6 +18,9 @@ ReLU, and exactly ``(min, max)`` when nothing is clipped.
 
 ``levels`` is the number of positive quantization steps: 127 for signed INT8, 255 for
 an unsigned tensor that never goes negative.
+
+``dynamic`` (in :data:`INT8_METHODS`, not :data:`METHODS`) is no threshold at all: it asks for
+dynamic INT8 (:mod:`.dynamic`), whose activation ranges are each call's own min/max at run time.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ import numpy as np
 
 from .histogram import AbsHistogram
 
-__all__ = ["METHODS", "threshold", "tensor_range", "levels_for"]
+__all__ = ["METHODS", "INT8_METHODS", "DYNAMIC", "threshold", "tensor_range", "levels_for"]
 
 METHODS = ("minmax", "entropy", "percentile", "mse")
+DYNAMIC = "dynamic"          # no calibration: ranges per call (precision/dynamic.py)
+INT8_METHODS = METHODS + (DYNAMIC,)
 
 
 def levels_for(hist: AbsHistogram, unsigned: bool) -> int:

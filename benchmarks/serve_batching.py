@@ -40,6 +40,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from serve_latency import binary_request, log, stop
 from serve_openloop import find_max_rate
 
@@ -144,7 +145,37 @@ def run_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
         out["off"]["rate_over_offline"] = round(off / sps["batch_1"], 3) if sps["batch_1"] else None
         best = sps[f"batch_{args.max_batch}"]
         out["on"]["rate_over_offline"] = round(on / best, 3) if best else None
+        if sps["batch_1"]:
+            ideal = md1_max_rate(1.0 / sps["batch_1"], args.slo_ms / 1000.0)
+            out["queueing_bound"] = {
+                "what": "the highest Poisson rate an ideal one-at-a-time server (no overhead, service time = the "
+                        "offline batch-1 time, M/D/1) keeps within the p99 bound: a batching gain G near 1 leaves "
+                        "batching little to add, so this bounds every server on these cores",
+                "max_rate_rps": round(ideal, 2), "over_offline": round(ideal * (1.0 / sps["batch_1"]), 3)}
         return out
+
+
+def md1_max_rate(service_s: float, bound_s: float, n: int = 120_000, seed: int = 0) -> float:
+    """Highest arrival rate at which a FIFO single server with fixed service time ``service_s`` keeps the
+    99th percentile of time in system within ``bound_s`` (Lindley's recursion over seeded Poisson arrivals)."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1.0, n)
+
+    def p99(rate: float) -> float:
+        arrivals = np.cumsum(gaps / rate)
+        done, sojourn = 0.0, np.empty(n)
+        for i, t in enumerate(arrivals):
+            done = max(t, done) + service_s
+            sojourn[i] = done - t
+        return float(np.percentile(sojourn[n // 100:], 99))
+
+    if service_s > bound_s:
+        return 0.0
+    lo, hi = 0.0, 1.0 / service_s
+    for _ in range(14):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if p99(mid) <= bound_s else (lo, mid)
+    return lo
 
 
 def main() -> None:

@@ -124,6 +124,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "The build verifies at each min, opt and max, and the engine refuses shapes outside them "
                    "(default: derived from the model and printed)")
     p.add_argument("--report", metavar="JSON", help="also write the build report as JSON")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also print the build log: time per stage, every pass of the pipeline (including those "
+                        "that changed nothing), what verification ran on, the backend settings recorded, the build "
+                        "host and library versions (trtexec --verbose)")
     p.set_defaults(func=_run)
 
 
@@ -159,12 +163,14 @@ def _run(args: argparse.Namespace) -> int:
     tuned = _finetuned(args) if args.finetune_steps is not None else None
     with library_progress(f"build {args.model}"):       # stage lines when piped, a bar on a terminal
         if tuned is None:
-            _, report = build(args.model, args.output, options)
+            engine, report = build(args.model, args.output, options)
         else:                                          # the pruned, fine-tuned graph: built as a model of its own
             from dataclasses import replace
 
-            _, report = build(tuned[0], args.output, replace(options, prune=None), name=tuned[1])
+            engine, report = build(tuned[0], args.output, replace(options, prune=None), name=tuned[1])
     print_report(report)
+    if args.verbose:
+        print_build_log(engine, report)
     if tuned is not None:
         _print_finetune(tuned[2], tuned[3])
     if args.report:
@@ -175,6 +181,33 @@ def _run(args: argparse.Namespace) -> int:
 
         console.print(f"wrote {plot_front(report.optimization.to_dict(), args.pareto_plot, title=report.name)}")
     return 0
+
+
+def print_build_log(engine, report) -> None:  # type: ignore[no-untyped-def]
+    """The --verbose build log (after the summary): stages, passes, verification, settings, host."""
+    m = engine.manifest
+    console.print("[bold]build log[/bold]")
+    console.print("  stages: " + ", ".join(f"{k} {v:.3f} s" for k, v in report.timings_s.items()))
+    console.print(f"  pipeline {m.build.pipeline!r}: {len(report.passes)} pass(es)")
+    for p in report.passes:
+        what = ", ".join(f"{k} {v}" for k, v in p["changes"].items()) or ("changed" if p["modified"] else "no change")
+        console.print(f"    {p['name']}: {what}")
+    for note in report.notes:
+        console.print(f"  note: {note}")
+    v = report.verification
+    console.print("  verification: " + ("skipped (--no-verify)" if v is None else
+                                        f"batch {v.batch} on {v.data}; reference {v.reference}; max normalized "
+                                        f"error {v.max_norm_err:.3g} of {v.tolerance:.0e}"))
+    settings = m.backend.settings
+    console.print(f"  backend {m.backend.name}: device {settings.device}, threads {settings.threads or 'default'}, "
+                  f"options {dict(settings.options) or '{}'}" + (f", streams {settings.streams}" if settings.streams
+                                                                 else ""))
+    host = dict(m.build.host)
+    console.print(f"  host: {host.get('cpu_model', '?')}, {host.get('physical_cores', '?')} cores, ISA "
+                  f"{' '.join(host.get('isa_flags', [])) or '?'}")
+    console.print("  libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(dict(m.build.libraries).items())))
+    for w in report.warnings:
+        console.print(f"  warning: {w}")
 
 
 def _finetuned(args: argparse.Namespace):  # type: ignore[no-untyped-def]

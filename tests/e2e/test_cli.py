@@ -182,3 +182,15 @@ def test_build_tune_prints_candidates_and_uses_the_cache(capsys, tmp_path, conv_
     code, _, err = run_cli(capsys, "build", str(conv_bn_path), "--tune", "latency", "--tune-budget", "soon",
                            "-o", str(tmp_path / "x.tfe"))
     assert code != 0 and "--tune-budget takes seconds" in err
+
+
+def test_build_verbose_prints_the_build_log(tmp_path, capsys):
+    """--verbose: time per stage, every pass (also the ones that changed nothing), verification, host."""
+    from tensorforge.cli.main import main as cli
+
+    assert cli(["build", "tiny_mlp", "-o", str(tmp_path / "v.tfe"), "--verbose"]) == 0
+    out = capsys.readouterr().out
+    log = out[out.index("build log"):]
+    assert "stages: import" in log and "total" in log
+    assert "dropout_removal: no change" in log and "matmul_add_fusion: matmul_add_to_gemm 2" in log
+    assert "verification: batch 2 on random inputs" in log and "ISA " in log and "onnxruntime " in log

@@ -27,8 +27,10 @@ candidate closes), or wait for a submission. The rules, in order:
    request of the key that would make one late is left for a later batch, and this one
    goes at once), and it never waits past the latest time one more row could still join
    (tightest deadline − compute(rows + 1) − ``margin_s``): then waiting cannot help, and it
-   goes at once — before the window closes (``Decision.early``). Without deadlines rules
-   1–3 alone apply, exactly as before.
+   goes at once — before the window closes (``Decision.early``). Nor does it wait when one
+   more row would not cut the curve's time per sample by ``MIN_BATCH_GAIN`` (a linear curve,
+   common on a CPU): a companion would add only its own compute, so the batch goes now.
+   Without deadlines rules 1–3 alone apply, exactly as before.
 5. A request that cannot end by its deadline even if started now, alone (now +
    compute(its rows) > deadline), is *shed*: handed back so the owner fails it before any
    compute (``DeadlineUnmeetable``, 503), instead of spending an instance on a late answer —
@@ -55,6 +57,7 @@ import numpy as np
 from .batch_curve import BatchCurve
 
 DEADLINE_MARGIN_S = 0.001   # slack kept between a batch's planned end and its tightest deadline (rule 4)
+MIN_BATCH_GAIN = 0.05       # with deadlines, wait for a companion only if it cuts the time per sample this much
 
 
 @dataclass(eq=False)
@@ -177,6 +180,9 @@ class BatchScheduler:
         elif capped:                 # one more member would make the batch late: it goes as it is
             take = len(candidates)
             decision.early = True
+        elif tightest is not None and curve is not None and curve.known and not self._gains(rows):
+            take = len(candidates)   # a companion would not lower the cost per sample: waiting cannot help
+            decision.early = True
         else:
             wake = window_end
             if tightest is not None and curve is not None:
@@ -192,6 +198,14 @@ class BatchScheduler:
         decision.batch = candidates[:take]
         self._remove(candidates[:take], decision)
         return decision
+
+    def _gains(self, rows: int) -> bool:
+        """Whether one more row lowers the curve's compute time per sample by at least MIN_BATCH_GAIN (rule 4):
+        on a curve that grows linearly (common on a CPU) a companion only adds its own compute, so waiting for
+        one costs latency and buys nothing."""
+        assert self.curve is not None
+        per_now = self.curve.compute_s(rows) / rows
+        return self.curve.compute_s(rows + 1) / (rows + 1) < per_now * (1.0 - MIN_BATCH_GAIN)
 
     def _meets(self, now_s: float, rows: int, tightest: float | None, deadline: float | None) -> bool:
         """Whether a batch of ``rows`` started now still ends by every member's deadline (rule 4)."""

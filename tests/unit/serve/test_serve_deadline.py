@@ -90,7 +90,7 @@ def test_curve_rejects_bad_points():
 
 # -- the scheduler ----------------------------------------------------------------------------------
 def test_sheds_what_cannot_finish_in_time_even_alone():
-    s = BatchScheduler(8, 100.0, curve=BatchCurve({1: 9 * MS}))
+    s = BatchScheduler(8, 100.0, curve=BatchCurve({1: 9 * MS, 8: 20 * MS}))    # batching pays: the kept one waits
     late, ok = req(deadline=50 * MS, tag=1), req(deadline=100 * MS, tag=2)
     s.push(late)
     s.push(ok)
@@ -128,18 +128,30 @@ def test_waits_no_later_than_the_tightest_members_latest_start():
 
 
 def test_growth_stops_when_a_member_would_miss_its_deadline():
-    s = BatchScheduler(8, 100.0, curve=BatchCurve({1: 10 * MS, 2: 25 * MS}))
-    s.push(req(deadline=30 * MS, tag=1))
+    s = BatchScheduler(8, 100.0, curve=BatchCurve({1: 10 * MS, 2: 15 * MS, 8: 30 * MS}))
+    s.push(req(deadline=20 * MS, tag=1))
     s.push(req(deadline=500 * MS, tag=2))
     s.push(req(deadline=500 * MS, tag=3))
-    d = s.poll(10 * MS)                   # together: 10 + 25 > 30 — request 1 goes alone, at once
+    d = s.poll(10 * MS)                   # together: 10 + 15 > 20 — request 1 goes alone, at once
     assert tags(d.batch) == [1] and d.early
     d = s.poll(10 * MS)                   # 2 and 3 are loose: they wait to grow
     assert d.batch == [] and d.wake_at_s == pytest.approx(100 * MS)
 
 
+def test_no_wait_for_companions_when_the_curve_is_linear():
+    """A linear curve (each row costs the same, as on many CPUs): a companion would not lower the cost per
+    sample, so a request that finds a free instance goes at once instead of waiting out the window."""
+    s = BatchScheduler(8, 100.0, curve=BatchCurve({1: 20 * MS, 8: 160 * MS}))
+    s.push(req(t=0.0, deadline=1.0, tag=1))
+    d = s.poll(0.0)                        # not idle (another batch runs), deadline far: still no reason to wait
+    assert tags(d.batch) == [1] and d.early
+    s = BatchScheduler(8, 100.0, curve=BatchCurve({1: 20 * MS, 8: 40 * MS}))     # batching pays: it waits
+    s.push(req(t=0.0, deadline=1.0, tag=1))
+    assert s.poll(0.0).batch == []
+
+
 def test_window_still_bounds_the_wait_with_deadlines():
-    s = BatchScheduler(8, 5.0, curve=BatchCurve({1: 1 * MS}))
+    s = BatchScheduler(8, 5.0, curve=BatchCurve({1: 1 * MS, 8: 2 * MS}))
     s.push(req(deadline=1.0, tag=1))
     assert s.poll(0.0).wake_at_s == pytest.approx(5 * MS)
     d = s.poll(5 * MS)

@@ -29,7 +29,9 @@ candidate closes), or wait for a submission. The rules, in order:
    (tightest deadline − compute(rows + 1) − ``margin_s``): then waiting cannot help, and it
    goes at once — before the window closes (``Decision.early``). Nor does it wait when one
    more row would not cut the curve's time per sample by ``MIN_BATCH_GAIN`` (a linear curve,
-   common on a CPU): a companion would add only its own compute, so the batch goes now.
+   common on a CPU): a companion would add only its own compute, so the batch goes now; and
+   of the requests already queued it takes only as many as each cut the time per sample that
+   much (on a linear curve: one at a time, which ends each no later than a batch would).
    Without deadlines rules 1–3 alone apply, exactly as before.
 5. A request that cannot end by its deadline even if started now, alone (now +
    compute(its rows) > deadline), is *shed*: handed back so the owner fails it before any
@@ -195,9 +197,24 @@ class BatchScheduler:
                 return decision
             take = len(candidates)
             decision.early = True
+        if tightest is not None and curve is not None and curve.known and not (decision.probe or flush):
+            take = self._gainful(candidates[:take])     # only as many as make each sample cheaper (rule 4)
         decision.batch = candidates[:take]
         self._remove(candidates[:take], decision)
         return decision
+
+    def _gainful(self, candidates: list[QueuedRequest]) -> int:
+        """How many of ``candidates`` (at least one) to run together: a batch grows while each next request
+        cuts the time per sample by MIN_BATCH_GAIN. On a linear curve that is one request: batching k queued
+        requests would end them all at k × compute(1) instead of one after another, and save nothing."""
+        rows, take = candidates[0].rows, 1
+        assert self.curve is not None
+        for request in candidates[1:]:
+            grown = rows + request.rows
+            if not self.curve.compute_s(grown) / grown < self.curve.compute_s(rows) / rows * (1.0 - MIN_BATCH_GAIN):
+                break
+            rows, take = grown, take + 1
+        return take
 
     def _gains(self, rows: int) -> bool:
         """Whether one more row lowers the curve's compute time per sample by at least MIN_BATCH_GAIN (rule 4):

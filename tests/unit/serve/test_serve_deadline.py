@@ -150,6 +150,20 @@ def test_no_wait_for_companions_when_the_curve_is_linear():
     assert s.poll(0.0).batch == []
 
 
+def test_queued_requests_batch_only_as_far_as_the_curve_gains():
+    """With deadlines, the batch takes the queued requests while each cuts the time per sample: all of them on
+    a curve that gains, one at a time on a linear one (each then ends sooner than in one big batch)."""
+    for points, expected in (({1: 20 * MS, 8: 160 * MS}, [0]), ({1: 20 * MS, 8: 40 * MS}, [0, 1, 2, 3])):
+        s = BatchScheduler(8, 0.0, curve=BatchCurve(points))          # delay 0: dispatch at once
+        for i in range(4):
+            s.push(req(deadline=1.0, tag=i))
+        assert tags(s.poll(0.0).batch) == expected
+    s = BatchScheduler(8, 0.0, curve=BatchCurve({1: 20 * MS, 8: 160 * MS}))   # no deadlines: unchanged
+    for i in range(4):
+        s.push(req(tag=i))
+    assert tags(s.poll(0.0).batch) == [0, 1, 2, 3]
+
+
 def test_window_still_bounds_the_wait_with_deadlines():
     s = BatchScheduler(8, 5.0, curve=BatchCurve({1: 1 * MS, 8: 2 * MS}))
     s.push(req(deadline=1.0, tag=1))

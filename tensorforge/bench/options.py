@@ -12,7 +12,7 @@ from ..core.timing import Measurement
 from ..errors import ConfigError, InputError
 
 __all__ = ["BenchOptions", "BenchResult", "BenchRow", "WHITEPAPER_BATCHES", "batches_from_text",
-           "streams_from_text"]
+           "lengths_from_text", "streams_from_text"]
 
 WHITEPAPER_BATCHES = (1, 2, 4, 8, 64, 128)
 
@@ -36,6 +36,7 @@ class BenchOptions:
     split_threads: bool = True       # streams N > 1 get cores // N threads (False: `threads` at every level)
     backend: str | None = None       # build for this backend (None: the build's default)
     input_data: str | None = None    # a .npy/.npz file or an image folder instead of random inputs
+    seq_lengths: tuple[int, ...] = ()  # sequence models: one row per batch × length, each inside the profile
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -64,6 +65,13 @@ class BenchOptions:
             object.__setattr__(self, "backend", canonical_name(self.backend))   # "did you mean" on a typo
         if self.input_data is not None:
             object.__setattr__(self, "input_data", str(self.input_data))
+        lengths = (self.seq_lengths,) if isinstance(self.seq_lengths, int) else tuple(self.seq_lengths)
+        object.__setattr__(self, "seq_lengths", lengths)
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in lengths):
+            raise ConfigError(f"`seq_lengths` must be positive integers like (16, 64, 128), got {self.seq_lengths!r}")
+        if lengths and self.input_data is not None:
+            raise ConfigError("`seq_lengths` sweeps random token ids; real inputs (`input_data`) have their own "
+                              "length: give one or the other")
 
     def threads_for(self, streams: int) -> int | None:
         """Intra-op threads of the session that runs ``streams`` streams (None: the backend's default)."""
@@ -97,6 +105,8 @@ class BenchRow:
     streams: int = 1                             # concurrent requests on one session (weights shared)
     threads: int | None = None                   # that session's intra-op threads (None: backend default)
     times_ms: list[float] | None = None          # with keep_times: each timed request's latency, in order
+    seq_len: int | None = None                   # with seq_lengths: the sequence length of this row
+    tokens_per_s: float | None = None            # with seq_lengths: samples/s × seq_len (every position real)
 
 
 @dataclass(frozen=True)
@@ -112,15 +122,21 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for row in d["rows"]:          # per-request times only when kept (keep_times): the schema stays as it was
-            if row.get("times_ms") is None:
-                row.pop("times_ms", None)
+        for row in d["rows"]:          # optional fields only when used (keep_times, seq_lengths): schema as it was
+            for key in ("times_ms", "seq_len", "tokens_per_s"):
+                if row.get(key) is None:
+                    row.pop(key, None)
         return d
 
 
 def batches_from_text(text: str) -> tuple[int, ...]:
     """Parse ``"1,2,8"`` (the CLI's --batch) with a clear error."""
     return _positive_ints(text, "--batch", "1,8,64")
+
+
+def lengths_from_text(text: str) -> tuple[int, ...]:
+    """Parse ``"16,64,128"`` (the CLI's --lengths) with a clear error."""
+    return _positive_ints(text, "--lengths", "16,64,128")
 
 
 def streams_from_text(text: str, flag: str = "--streams") -> tuple[int, ...]:

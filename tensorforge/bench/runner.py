@@ -23,7 +23,11 @@ Method (the whitepapers' "Test Methodology", made explicit):
     warm-up), spread over the rounds; ``keep_times`` keeps each request's latency in the row
     (``times_ms``) for export; ``input_data`` (a .npy/.npz file or an image folder,
     :mod:`tensorforge.bench.inputs`) replaces the random inputs, the calls cycling through its rows;
-  * ``backend`` builds an ONNX file or zoo name for that backend (an engine file keeps its own).
+  * ``backend`` builds an ONNX file or zoo name for that backend (an engine file keeps its own);
+  * ``seq_lengths`` (sequence models): one row per batch × length, the first dynamic non-batch axis of
+    each input set to the length (other axes at the profile's "opt"), random token ids as above (every
+    position real, no padding), so ``tokens_per_s`` = samples/s × length. Every (batch, length) must lie
+    inside one of the engine's shape profiles, checked before any measuring.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from typing import Any, Callable
 import onnx
 
 from ..core.host import host_fingerprint, library_versions
-from ..core.specs import concrete_shape, random_inputs
+from ..core.profiles import ShapeProfile, profile_for
+from ..core.specs import TensorSpec, concrete_shape, random_inputs
 from ..core.streams import StreamPool
 from ..core.timing import Measurement, Timer, paired_timing
 from ..engine.build import BuildOptions, build
@@ -50,6 +55,7 @@ from .options import (  # noqa: F401  (BenchRow, the parsers and WHITEPAPER_BATC
     BenchResult,
     BenchRow,
     batches_from_text,
+    lengths_from_text,
     streams_from_text,
 )
 from .peers import bare_onnxruntime, ort_version
@@ -129,6 +135,11 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
         if engine.max_batch is not None and b > engine.max_batch:
             raise InputError(f"batch {b} exceeds the engine's max batch {engine.max_batch}")
 
+    # Non-batch dynamic axes (a sequence length) at the engine's shape profile "opt", not 1.
+    opt_shapes = engine.manifest.profiles[0].shapes("opt") if engine.manifest.profiles else None
+    # seq_lengths: each (batch, length) checked against the profiles before anything is measured
+    length_shapes = _length_shapes(engine.inputs, list(engine.manifest.profiles), options, label, opt_shapes)
+
     # Refuse, up front, the batch sizes that would not fit in memory.
     per_sample = footprint.per_sample_activation_bytes(optimized)
     available = available_memory_bytes()
@@ -156,17 +167,18 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
              if options.baseline and original is not None else {})
 
     rows = []
-    # Non-batch dynamic axes (a sequence length) at the engine's shape profile "opt", not 1.
-    opt_shapes = engine.manifest.profiles[0].shapes("opt") if engine.manifest.profiles else None
     samples = read_inputs(options.input_data, engine.inputs, model=label) if options.input_data else None
-    cases = [(b, n) for b in options.batches for n in options.streams]
-    for step, (batch, n) in enumerate(cases):
-        where = f"batch {batch}" + (f", {n} streams" if n > 1 else "")
+    lengths: tuple[int | None, ...] = options.seq_lengths or (None,)
+    cases = [(b, length, n) for b in options.batches for length in lengths for n in options.streams]
+    for step, (batch, length, n) in enumerate(cases):
+        where = (f"batch {batch}" + (f", length {length}" if length is not None else "")
+                 + (f", {n} streams" if n > 1 else ""))
         if progress:
             progress(where, step / len(cases))
         threads = options.threads_for(n)
         if samples is None:
-            feeds = random_inputs(engine.inputs, batch, seed=options.seed + batch, opt=opt_shapes)
+            shapes = opt_shapes if length is None else length_shapes[length]
+            feeds = random_inputs(engine.inputs, batch, seed=options.seed + batch, opt=shapes)
             ours = _Contender(sessions[threads].run, n)
             theirs = _Contender(peers[threads], n) if peers else None
         else:
@@ -176,7 +188,8 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
             theirs = _Contender(_cycling(peers[threads], cycle), n) if peers else None
         try:
             row = _measure_row(options, meter, power_source, feeds, ours, theirs, batch=batch, streams=n,
-                               threads=threads, estimated_bytes=estimates[batch, n], where=where, warnings=warnings)
+                               threads=threads, estimated_bytes=estimates[batch, n], where=where, warnings=warnings,
+                               seq_len=length)
         finally:
             ours.close()
             if theirs:
@@ -199,6 +212,49 @@ def bench(target: Any, options: BenchOptions = BenchOptions(), progress: Progres
                                  + (", the engine's streams and threads" if options.streams != (1,) else ""))
     return BenchResult(model=model_info, options=asdict(options), host=host_fingerprint(), libraries=libraries,
                        power_source=power_source, rows=rows, warnings=warnings)
+
+
+def _length_shapes(specs: list[TensorSpec], profiles: list[ShapeProfile], options: BenchOptions, label: str,
+                   opt: dict[str, tuple[int, ...]] | None) -> dict[int, dict[str, tuple[int, ...]]]:
+    """``{length: {input: shape at batch 1}}`` for ``options.seq_lengths``: each input's first dynamic non-batch
+    axis set to the length, its other axes as :func:`concrete_shape` puts them. InputError (naming
+    ``seq_lengths``, the length and the profile's range) when a length or a (batch, length) fits no profile."""
+    if not options.seq_lengths:
+        return {}
+    axes = {s.name: i for s in specs for i in [next((a for a, d in enumerate(s.shape) if a > 0
+                                                      and not isinstance(d, int)), None)] if i is not None}
+    if not axes:
+        shapes = ", ".join(f"{s.name} {list(s.shape)}" for s in specs)
+        raise InputError(f"`seq_lengths` needs a sequence model, but no input of {label!r} has a dynamic axis beyond "
+                         f"the batch ({shapes}); leave `seq_lengths` out")
+
+    def ranges() -> str:     # "input_ids 8..128" per profile
+        return " or ".join(", ".join(f"{ip.name} {ip.min[axes[ip.name]]}..{ip.max[axes[ip.name]]}"
+                                     for ip in p.inputs if ip.name in axes) for p in profiles)
+
+    out = {}
+    for length in options.seq_lengths:
+        at_1 = {}
+        for s in specs:
+            if s.name in axes:
+                shape = list(concrete_shape(s, 1, opt))
+                shape[axes[s.name]] = length
+                at_1[s.name] = tuple(shape)
+        out[length] = at_1
+        if not profiles:
+            continue
+        inside = [p for p in profiles if all(ip is None or ip.min[a] <= length <= ip.max[a]
+                                             for ip, a in ((p.get(name), a) for name, a in axes.items()))]
+        if not inside:
+            raise InputError(f"`seq_lengths` {length} is outside the shape profile of {label!r} (sequence length "
+                             f"{ranges()}); give lengths inside it, or rebuild with `shapes` covering {length}")
+        for b in options.batches:
+            at_b = {s.name: concrete_shape(s, b, at_1) for s in specs if s.name in at_1}
+            if profile_for(profiles, at_b) is None:
+                raise InputError(f"batch {b} at `seq_lengths` {length} fits none of the shape profiles of {label!r} "
+                                 f"({' | '.join(p.text() for p in profiles)}); choose batches and lengths inside "
+                                 "one profile, or rebuild with `shapes` covering them")
+    return out
 
 
 def _cycling(run: Callable[[Any], Any], cycle: list[dict[str, Any]]) -> Callable[[Any], Any]:
@@ -238,7 +294,7 @@ class _Contender:
 
 def _measure_row(options: BenchOptions, meter: Any, power_source: str, feeds: Any, ours: _Contender,
                  theirs: _Contender | None, *, batch: int, streams: int, threads: int | None, estimated_bytes: int,
-                 where: str, warnings: list[str]) -> BenchRow:
+                 where: str, warnings: list[str], seq_len: int | None = None) -> BenchRow:
     """Warm both contenders, run the paired rounds (ABBA), and summarise one (batch, streams) row."""
     with PeakMemory(interval_s=0.02) as mem:   # a light sampler: the timing runs beside it
         ours.warm(feeds, options.warmup_s)
@@ -289,4 +345,5 @@ def _measure_row(options: BenchOptions, meter: Any, power_source: str, feeds: An
                     power=power, power_w=power_w, perf_per_watt=perf_w, energy_j_per_sample=j_per_sample,
                     baseline=base, speedup_vs_baseline=speedup, speedup_noise_pct=speedup_noise,
                     verdict_vs_baseline=verdict, streams=streams, threads=threads,
-                    times_ms=ours.times_ms() if options.keep_times else None)
+                    times_ms=ours.times_ms() if options.keep_times else None, seq_len=seq_len,
+                    tokens_per_s=m.throughput_sps * seq_len if seq_len is not None else None)

@@ -157,6 +157,9 @@ def check_bench_args(args: object) -> None:
             raise InputError(f"{flag} is a limit of --strict; add --strict (or leave {flag} out)")
         if value is not None and not value >= 0:
             raise InputError(f"{flag} is a percentage >= 0 (e.g. 10 for 10%), got {value}")
+    if get("lengths") is not None and get("input") is not None:
+        raise InputError("--lengths sweeps random token ids at each length; --input's real data has its own length: "
+                         "give one or the other")
     check_input_data(get("input"))
 
 

@@ -35,6 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--iterations); --export-times FILE writes every timed request's latency; --strict exits 1 when a row "
         "is too noisy to trust; --input replaces the random inputs by real data; --backend builds the model for "
         "another backend first, in the same process.") + "\n\n" + para(
+        "Sequence models (BERT-like, inputs [batch, length]): --lengths 16,64,128 measures every batch size at "
+        "every length, one row each, with random token ids (every position real, no padding); the table gains a "
+        "'length' and a 'tokens/s' column (samples/s × length), --json/--csv rows 'seq_len' and 'tokens_per_s'. "
+        "Each length must lie inside the engine's shape profile: for a zoo name or ONNX file give that profile "
+        "with --shapes (e.g. input_ids:1x8,4x64,8x128); an engine file keeps the profiles it was built "
+        "with.") + "\n\n" + para(
         "Exit codes: 0 done; 1 --strict and a row over --max-cv / --max-spread (one line says which); 2 a bad "
         "argument, before any measuring (one line)."),
         epilog="examples:\n  tensorforge bench                          (mobilenet_v2, batches 1,2,4,8,64,128)\n"
@@ -47,7 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                "--export-times times.csv\n"
                "  tensorforge bench model.tfe --batch 1 --iterations 2000 --strict --max-cv 5   (CI gate)\n"
                "  tensorforge bench mnist_cnn --batch 8 --input digits.npz      (real inputs, rows taken in turn)\n"
-               "  tensorforge bench resnet50 --batch 1 --input images/          (jpg/png resized to the input)",
+               "  tensorforge bench resnet50 --batch 1 --input images/          (jpg/png resized to the input)\n"
+               "  tensorforge bench bert_tiny --shapes input_ids:1x8,4x64,8x128 --batch 1,4 --lengths 16,64,128\n"
+               "                                             (samples/s and tokens/s per batch × length)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                    help=f"engine file (.tfe), ONNX file or zoo name (default: {DEFAULT_MODEL})")
@@ -92,6 +100,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="for models with dynamic non-batch axes (a sequence length): the shape profile to build "
                         "with, as in `tensorforge build --shapes`; the rows run at (the first profile's) OPT, e.g. "
                         "input_ids:1x16,1x64,8x128 (default: the model's own profile; the length used is printed)")
+    p.add_argument("--lengths", metavar="L[,L...]",
+                   help="sequence models only: comma-separated sequence lengths to measure at each batch size, e.g. "
+                        "16,64,128; one row per batch and length, with tokens/s = samples/s × length. Every length "
+                        "must be inside the shape profile (--shapes for a zoo name or ONNX file, the recorded one "
+                        "for an engine file); default: one length, the profile's OPT")
     p.add_argument("--json", metavar="FILE", help="write every figure and setting as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per batch size as CSV")
     p.add_argument("--export-times", metavar="FILE",
@@ -112,8 +125,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..bench.precisions import bench_precisions
-    from ..bench.runner import BenchOptions, batches_from_text, streams_from_text
+    from ..bench.runner import BenchOptions, batches_from_text, lengths_from_text, streams_from_text
     from ..bench.strict import noisy_rows
+    from ..errors import InputError
     from ..report.bench import write_bench_csv, write_bench_json
     from ._checks import check_bench_args, library_progress
 
@@ -125,10 +139,16 @@ def _run(args: argparse.Namespace) -> int:
                            min_iterations=args.min_iterations, threads=args.threads, baseline=args.baseline,
                            calibration=args.calib, streams=concurrency or streams_from_text(args.streams),
                            shapes=args.shapes, iterations=args.iterations, keep_times=bool(args.export_times),
-                           split_threads=concurrency is None, backend=args.backend, input_data=args.input)
+                           split_threads=concurrency is None, backend=args.backend, input_data=args.input,
+                           seq_lengths=lengths_from_text(args.lengths) if args.lengths else ())
     # one line per row (batch, precision) when piped, a bar on a terminal; calibration batches too
-    with library_progress(f"bench {args.model}") as step:
-        results = bench_precisions(args.model, precisions, options, progress=lambda label, f: step(label, f))
+    try:
+        with library_progress(f"bench {args.model}") as step:
+            results = bench_precisions(args.model, precisions, options, progress=lambda label, f: step(label, f))
+    except InputError as exc:       # the library names `seq_lengths`; this command calls it --lengths
+        if "`seq_lengths`" not in str(exc):
+            raise
+        raise InputError(str(exc).replace("`seq_lengths`", "--lengths")) from exc
     print_table(results)
     if concurrency:
         console.print("concurrency: the 'streams' column is the number of requests in flight; the session's threads "
@@ -180,6 +200,8 @@ def print_table(results) -> None:  # type: ignore[no-untyped-def]
     from ._fmt import dynamic_axis_warnings
 
     seen: set[str] = set()
+    if any(row.seq_len is not None for r in results for row in r.rows):
+        return          # the lengths are in the table; the other axes at OPT, as its note says
     for r in results:
         for w in dynamic_axis_warnings(r.model.get("inputs", []), "bench_shape_at_batch_1",
                                        "Another length: --shapes NAME:MIN,OPT,MAX (rows run at OPT)"):

@@ -136,3 +136,35 @@ def test_loadtest_input_through_the_cli(capsys, tmp_path):
     assert rc in (0, 1), capsys.readouterr().err
     inputs = json.loads((out / "results.json").read_text())["options"]["inputs"]
     assert inputs["rows"] == 6 and inputs["arrays"]["input"]["shape"] == [6, 64]
+
+
+def test_lengths_sweep_on_bert_tiny(capsys, tmp_path):
+    """--lengths: one row per batch × length, a length and a tokens/s column, seq_len and tokens_per_s in the
+    JSON and CSV; an engine file keeps its profile and a length outside it is one line, exit 2."""
+    js, cs, tfe = tmp_path / "o.json", tmp_path / "o.csv", tmp_path / "b.tfe"
+    shapes = ["--shapes", "input_ids:1x8,4x64,8x128"]
+    rc = main(["bench", "bert_tiny", *shapes, "--batch", "1,4", "--lengths", "16,64,128", *FAST, "--json", str(js),
+               "--csv", str(cs)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "length" in out and "tokens/s" in out and "tokens/s = samples/s × length" in out
+    rows = json.loads(js.read_text())["rows"]
+    assert [(r["batch"], r["seq_len"]) for r in rows] == [(b, n) for b in (1, 4) for n in (16, 64, 128)]
+    assert all(r["tokens_per_s"] == pytest.approx(r["engine"]["throughput_sps"] * r["seq_len"]) for r in rows)
+    with open(cs, newline="") as fh:
+        lines = list(csv.DictReader(fh))
+    assert [(x["batch"], x["seq_len"]) for x in lines] == [(str(r["batch"]), str(r["seq_len"])) for r in rows]
+    assert main(["build", "bert_tiny", "-o", str(tfe), *shapes]) == 0
+    capsys.readouterr()
+    assert main(["bench", str(tfe), "--batch", "2", "--lengths", "32", *FAST]) == 0
+    capsys.readouterr()
+    assert main(["bench", str(tfe), "--batch", "1", "--lengths", "16,256", *FAST]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: --lengths 256 is outside the shape profile") and "input_ids 8..128" in err
+
+
+def test_cnn_bench_without_lengths_unchanged(capsys, tmp_path):
+    cs = tmp_path / "o.csv"
+    assert main(["bench", "tiny_mlp", "--batch", "1", *FAST, "--csv", str(cs)]) == 0
+    out = capsys.readouterr().out
+    assert "tokens/s" not in out and "length" not in out
+    assert "seq_len" not in cs.read_text().splitlines()[0]

@@ -47,6 +47,10 @@ BAD = [
     (["bench", "tiny_mlp", "--input", "{bad_npy}"], "bad.npy: input 'input' has shape [2, 10]"),
     (["bench", "{tfe}", "--backend", "openvino"], "built for 'onnxruntime'; its backend is fixed at build time"),
     (["bench", "tiny_mlp", "--backend", "openvin"], "did you mean 'openvino'"),
+    (["bench", "{tfe}", "--lengths", "16,x"], "--lengths takes comma-separated integers like 16,64,128"),
+    (["bench", "{tfe}", "--lengths", "0"], "--lengths takes positive integers"),
+    (["bench", "{tfe}", "--lengths", "16", "--input", "{npy}"], "--lengths sweeps random token ids"),
+    (["bench", "{tfe}", "--lengths", "16"], "--lengths needs a sequence model, but no input of"),
     (["loadtest", "tiny_mlp", "--input", "{bad_npy}"], "--input {bad_npy}: input 'input' has shape [2, 10]"),
     (["loadtest", "noop", "--input", "{npy}"], "--input feeds an in-process model"),
 ]

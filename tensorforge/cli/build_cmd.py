@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..core.precisions import BUILD_PRECISIONS
 from ._fmt import console, human_bytes, human_count, para, write_json
@@ -90,7 +91,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "settings, OpenVINO's hints and streams, PyTorch eager and torch.compile — on this machine; "
                         "each must match the reference outputs, and one wins only when faster than the current "
                         "best beyond the measured noise. latency: batch 1, one request at a time; throughput: "
-                        "samples/s at the tuning batch, streams allowed. The engine records the winner")
+                        "samples/s at the tuning batch, streams allowed. A transformer is also timed on each graph "
+                        "pipeline its backend can run (default, transformer-ort, transformer-portable), each "
+                        "verified against the original. The engine records the winner")
     t.add_argument("--tune-budget", default="120s", metavar="SECONDS",
                    help="time the tuner may spend, e.g. 60 or 90s or 2m (default 120s); candidates that no longer "
                         "fit are skipped and listed")
@@ -118,6 +121,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "model (mnist_cnn): after pruning, train the pruned model N optimizer steps (Adam, batch 64) on "
                    "its shipped training split to win back accuracy, and report test top-1 before/after; needs "
                    "PyTorch (the torch extra). Off by default")
+    p.add_argument("--tokenizer", metavar="FILE", help="store this Hugging Face `tokenizers` tokenizer.json in the "
+                   "engine ('auto': the shipped MiniLM's), so `tensorforge serve` also takes raw text: clients send "
+                   "a BYTES input named 'text' (one string per row) instead of input_ids/attention_mask; texts are "
+                   "truncated to the longest sequence of --shapes")
     p.add_argument("--shapes", action="append", metavar="NAME:MIN,OPT,MAX", help="a shape profile (TensorRT's "
                    "min/opt/max) for the dynamic inputs, e.g. input_ids:1x16,8x128,32x512; inputs sharing its axes "
                    "follow it; several inputs of one profile separated by ';'; repeat --shapes for several profiles. "
@@ -139,6 +146,11 @@ def _run(args: argparse.Namespace) -> int:
     # calibration cache that does not exist yet is one more file this build will write
     if args.calib_cache and not _exists(args.calib_cache):
         check_output(args.calib_cache, "--calib-cache")
+    if args.tokenizer not in (None, "auto") and not os.path.isfile(args.tokenizer):     # before a long build
+        from ..errors import InputError
+
+        raise InputError(f"--tokenizer {args.tokenizer}: no such file; give a `tokenizers` tokenizer.json (the "
+                         "model's Hugging Face repo has one) or 'auto' for the shipped MiniLM's")
     options = BuildOptions(calibration_preprocess=_preprocess(args), calibration_samples=args.calib_samples,
                            pipeline=args.pipeline, batch=args.batch, max_batch=args.max_batch, backend=args.backend,
                            device=args.device, threads=args.threads, verify=not args.no_verify,
@@ -153,7 +165,8 @@ def _run(args: argparse.Namespace) -> int:
                            eval_data=args.eval_data, tune=args.tune, tune_budget_s=_seconds(args.tune_budget),
                            tune_batch=args.tune_batch, tune_cache=False if args.no_tune_cache else args.tune_cache,
                            tune_backends=tuple(b.strip() for b in args.tune_backends.split(",") if b.strip())
-                           if args.tune_backends else None, prune=args.prune, shapes=args.shapes)
+                           if args.tune_backends else None, prune=args.prune, shapes=args.shapes,
+                           tokenizer=args.tokenizer)
     if args.pareto_plot and not args.optimize:
         from ..errors import InputError
 
@@ -391,6 +404,7 @@ def _print_precision(report) -> None:  # type: ignore[no-untyped-def]
 
 
 def _print_tuning(report) -> None:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
     from rich.table import Table
 
     tuning = report.tuning
@@ -407,11 +421,11 @@ def _print_tuning(report) -> None:  # type: ignore[no-untyped-def]
     styles = {"winner": "bold green", "faster": "green", "rejected": "red", "failed": "red", "skipped": "dim"}
     for row in tuning.candidates:
         verdict = row.status if not row.reason or row.status == "baseline" else f"{row.status}: {row.reason}"
-        table.add_row(row.label, _num(row.throughput_sps, ".1f"), _num(row.p50_ms, ".2f"),
-                      _num(row.ratio, ".3f"), _num(row.max_err, ".1e"), verdict, style=styles.get(row.status))
+        table.add_row(escape(row.label), _num(row.throughput_sps, ".1f"), _num(row.p50_ms, ".2f"),
+                      _num(row.ratio, ".3f"), _num(row.max_err, ".1e"), escape(verdict), style=styles.get(row.status))
     console.print(table)
-    console.print(f"backend: [bold]{report.backend}[/bold] {report.backend_settings.to_dict()} — "
-                  f"×{tuning.speedup_vs_first:.3f} vs {tuning.candidates[0].label}")
+    console.print(f"backend: [bold]{report.backend}[/bold] {escape(str(report.backend_settings.to_dict()))} — "
+                  f"×{tuning.speedup_vs_first:.3f} vs {escape(tuning.candidates[0].label)}")
 
 
 def _num(value, fmt: str) -> str:  # type: ignore[no-untyped-def]

@@ -86,6 +86,8 @@ class BuildOptions:
     # shape profiles (core/profiles.py): "input_ids:1x16,8x128,32x512", or a list of them (one per profile), or
     # ShapeProfile objects; parsed to a tuple of ShapeProfile. None: defaults derived from the model
     shapes: Any = None
+    # a tokenizer.json path (or "auto": the shipped MiniLM's) stored in the engine: the server then takes raw text
+    tokenizer: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch is not None and self.max_batch is not None:
@@ -333,9 +335,30 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
     elif options.tune is not None:
         report_progress(f"tuning for {options.tune} (budget {options.tune_budget_s:g} s)", 0)
         t = time.perf_counter()
-        tuning = _tune(payload, optimized, options, device, step.precision if step else "fp32")
+        graphs = {pipeline: (optimized, pass_reports)}
+        tuning = _tune(payload, optimized, options, device, step.precision if step else "fp32",
+                       model if options.pipeline == "auto" and step is None else None, graphs)
         timings["tune"] = time.perf_counter() - t
         winner = tuning.winner
+        if winner.variant in graphs and winner.variant != pipeline:     # ship the winning pipeline's graph
+            pipeline = winner.variant
+            optimized, pass_reports = graphs[pipeline]
+            payload = optimized.SerializeToString()
+            after = GraphSummary.of(optimized, profiles)
+            notes.append(f"tuning picked the {pipeline!r} graph pipeline")
+            if options.verify:
+                t = time.perf_counter()
+                verification = verify_build(reference_model, old_batch, payload, options, src.path,
+                                            original if _opset(original) < _opset(reference_model) else None)
+                timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - t
+                if not verification.passed:
+                    raise VerificationError(
+                        f"the {pipeline!r} graph of {name!r} differs from the original: max normalized error "
+                        f"{verification.max_norm_err:.3g} > tolerance {verification.tolerance:.3g}; nothing was "
+                        "written. Rebuild with pipeline='default', and please report the model")
+                if verification_points:
+                    verification_points = profile_step.verify_points(reference_model, old_batch, payload, options,
+                                                                     src.path, profiles, name)
     settings = BackendSettings(device=device, threads=options.threads)
     if winner is not None:                  # the tuner's pick, as one typed object into the manifest
         backend = get_backend(winner.backend)
@@ -373,11 +396,19 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
             optimization=freeze(_without_tuning(optimization)),
             summary=freeze({"before": asdict(before), "after": asdict(after)})),
     )
+    payloads = {MODEL_PAYLOAD: payload}
+    if options.tokenizer is not None:           # engine/tokenizer.py: a second payload, recorded in the manifest
+        from dataclasses import replace
+
+        from .tokenizer import tokenizer_payload
+
+        record, payloads[record.payload] = tokenizer_payload(options.tokenizer, inputs, profiles)
+        manifest = replace(manifest, tokenizer=record)
     engine = Engine(manifest, payload)
     engine_bytes = 0
     if output is not None:
         t = time.perf_counter()
-        path = write_engine(output, manifest, {MODEL_PAYLOAD: payload})
+        path = write_engine(output, manifest, payloads)
         engine = Engine.load(path)      # what the user gets is what is on disk
         engine_bytes = path.stat().st_size
         timings["write"] = time.perf_counter() - t
@@ -399,7 +430,8 @@ def build(source: Any, output: str | os.PathLike[str] | None = None,
 def _pipeline(model: onnx.ModelProto, options: BuildOptions, backend: str = "onnxruntime") -> str:
     """The pass pipeline to run: the one named, or for ``auto`` the transformer fusions the backend runs (ONNX
     Runtime's contrib-op fusions for onnxruntime, standard-op fusions elsewhere) when the graph is a transformer
-    and the build is a plain FP32 one; the tuner, the optimizer and INT8 start from the portable default."""
+    and the build is a plain FP32 one; the optimizer and INT8 start from the portable default, and the tuner
+    from it too, timing the transformer pipelines as variants (:func:`_tune`)."""
     if options.pipeline != "auto":
         return options.pipeline
     if options.tune is not None or options.optimize is not None or options.precision != "fp32":
@@ -475,9 +507,13 @@ def _without_tuning(optimization: OptimizeResult | None) -> dict[str, Any] | Non
     return d
 
 
-def _tune(payload: bytes, model: onnx.ModelProto, options: BuildOptions, device: str,
-          precision: str) -> TuneResult:
+def _tune(payload: bytes, model: onnx.ModelProto, options: BuildOptions, device: str, precision: str,
+          source: onnx.ModelProto | None = None,
+          graphs: dict[str, tuple[onnx.ModelProto, list[Any]]] | None = None) -> TuneResult:
+    """Tune ``payload``; with ``source`` (the graph before passes) a transformer's pipelines are timed too, as
+    variants, each graph made into ``graphs`` (pipeline -> (model, pass reports)) for the build to ship."""
     from ..tune import TuneOptions, tune
+    from ..tune.variants import pipeline_search
 
     assert options.tune is not None
     batch = options.tune_batch or options.batch
@@ -490,8 +526,18 @@ def _tune(payload: bytes, model: onnx.ModelProto, options: BuildOptions, device:
     tune_options = TuneOptions(objective=options.tune, batch=batch, budget_s=options.tune_budget_s, device=device,
                                precision=precision, backends=options.tune_backends, cache=options.tune_cache,
                                seed=options.seed)
+    payloads = None
+    if source is not None and graphs is not None:
+        def graph(name: str) -> bytes:
+            if name not in graphs:
+                graphs[name] = run_pipeline(source, name)
+            return graphs[name][0].SerializeToString()
+
+        search = pipeline_search(source, tune_options, graph)
+        if search is not None:
+            tune_options, payloads = search
     with _one_main_guard_error():
-        return tune(payload, inputs, tune_options)
+        return tune(payload, inputs, tune_options, payloads=payloads)
 
 
 _MAIN_GUARD = ("the tuner's worker processes could not start: they start with multiprocessing's 'spawn', which "

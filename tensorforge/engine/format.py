@@ -5,6 +5,8 @@ Layout::
     manifest.json   format name + version, payload checksums, model identity, IO specs,
                     precision, backend + settings, build host, library versions, build report
     model.onnx      the optimized model the runtime loads
+    tokenizer.json  optional: the ``tokenizers`` tokenizer the server uses to take raw text
+                    (recorded under ``tokenizer`` in the manifest; at most MAX_TOKENIZER_BYTES)
 
 Reading checks, in order: the file is a zip (else "not an engine file"), it holds a
 ``manifest.json`` whose ``format`` is ours (else "a zip, but not a TensorForge engine"),
@@ -47,9 +49,11 @@ FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MANIFEST = "manifest.json"
 MODEL_PAYLOAD = "model.onnx"
+TOKENIZER_PAYLOAD = "tokenizer.json"
 COMMENT_TAG = "tensorforge-engine"
 MAX_MANIFEST_BYTES = 16 << 20       # a manifest is JSON text: a few kB, a build report at most a few MB
 MAX_PAYLOAD_BYTES = 2 << 30         # protobuf cannot parse an ONNX model larger than 2 GiB
+MAX_TOKENIZER_BYTES = 64 << 20      # a tokenizer.json: ~0.5 MB for BERT's vocab, a few MB for large vocabularies
 MAX_RATIO = 100                     # engines are written stored; deflated weights shrink ~1.1x, bombs ~1000x
 _CHUNK = 1 << 20
 
@@ -161,7 +165,10 @@ def read_engine(path: str | os.PathLike[str], *, key: bytes | None = None,
                     raise EngineFileError(
                         f"{path}: the manifest's entry for payload {name!r} is {repr(meta)[:80]}; expected "
                         "{'sha256': hex, 'bytes': int}; the file is corrupted — rebuild it")
-                data = _read_member(path, zf, name, meta["bytes"], max_bytes - total)     # the limit is for all
+                limit = max_bytes - total                                                 # the limit is for all
+                if name == TOKENIZER_PAYLOAD:
+                    limit = min(limit, MAX_TOKENIZER_BYTES)
+                data = _read_member(path, zf, name, meta["bytes"], limit)
                 total += len(data)
                 if sha256(data) != meta["sha256"]:
                     raise EngineFileError(

@@ -19,6 +19,8 @@ Checks:
 - ``build``: an object whose ``host`` and ``tuning`` are objects (or null);
 - the records the build writes for people (``model.source``, ``build.notes``, ``build.tuning`` …):
   their JSON type (a string, a list, an object or null) — their content is kept as read, frozen;
+- ``tokenizer`` (optional, :class:`TokenizerRecord`): ``payload`` a listed payload whose sha256 it
+  repeats, ``max_length`` an int >= 1, ``inputs`` a non-empty list of manifest input names;
 - the payload's graph: the manifest's inputs and outputs, in order, have the graph's names,
   dtypes and ranks, and every axis fixed on either side is the same on the other.
 
@@ -45,8 +47,8 @@ from ..core.specs import TensorSpec
 from ..errors import EngineFileError
 
 __all__ = ["THREADS_PER_CORE", "BackendRecord", "BackendSettings", "BuildRecord", "Manifest", "ModelInfo",
-           "PayloadRecord", "check_io_against_model", "freeze", "max_threads", "parse_manifest", "thaw",
-           "validate_manifest"]
+           "PayloadRecord", "TokenizerRecord", "check_io_against_model", "freeze", "max_threads", "parse_manifest",
+           "thaw", "validate_manifest"]
 
 THREADS_PER_CORE = 4        # threads beyond 4 per core only oversubscribe; 1024 of them stalled the loader
 MAX_RANK = 64
@@ -306,6 +308,21 @@ class PayloadRecord:
 
 
 @dataclass(frozen=True)
+class TokenizerRecord:
+    """The tokenizer an engine carries (a ``tokenizers`` tokenizer.json payload): the server tokenizes
+    text into ``inputs``, truncated to ``max_length`` tokens (the profile's longest sequence)."""
+
+    payload: str
+    sha256: str
+    max_length: int
+    inputs: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"payload": self.payload, "sha256": self.sha256, "max_length": self.max_length,
+                "inputs": list(self.inputs)}
+
+
+@dataclass(frozen=True)
 class Manifest:
     """Everything an engine file says about itself, typed and immutable.
 
@@ -326,6 +343,7 @@ class Manifest:
     format: str | None = None
     format_version: int | None = None
     payloads: Mapping[str, PayloadRecord] = field(default_factory=_empty)
+    tokenizer: TokenizerRecord | None = None    # a tokenizer payload: the server then takes raw text
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written to ``manifest.json`` (the writer adds the format and payload table)."""
@@ -335,6 +353,8 @@ class Manifest:
                              "backend": self.backend.to_dict(), "build": self.build.to_dict()}
         if self.profiles:       # only when there are some: older readers see the same JSON as before
             d["profiles"] = [p.to_dict() for p in self.profiles]
+        if self.tokenizer is not None:
+            d["tokenizer"] = self.tokenizer.to_dict()
         if self.format is not None:
             d["format"] = self.format
         if self.format_version is not None:
@@ -384,7 +404,7 @@ def parse_manifest(where: str, raw: Any, model_bytes: bytes | None = None) -> Ma
             optimization=_record(where, build, "optimization", "build."),
             summary=_record(where, build, "summary", "build.")),
         format=_typed(where, raw, "format", "", str), format_version=_typed(where, raw, "format_version", "", int),
-        payloads=MappingProxyType(payloads))
+        payloads=MappingProxyType(payloads), tokenizer=_tokenizer(where, raw, payloads))
 
 
 _JSON_TYPES = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
@@ -432,3 +452,26 @@ def _record(where: str, parent: dict[str, Any], key: str, prefix: str) -> Mappin
     """A free-form JSON object (a report written by its own module), frozen; null stays None."""
     result: Mapping[str, Any] | None = _typed(where, parent, key, prefix, dict)
     return result
+
+
+def _tokenizer(where: str, raw: dict[str, Any], payloads: Mapping[str, PayloadRecord]) -> TokenizerRecord | None:
+    """The tokenizer record (none in most engines), checked against the inputs and the payload table."""
+    value = raw.get("tokenizer")
+    if value is None:
+        return None
+    expected = "{payload, sha256, max_length, inputs}"
+    if not isinstance(value, dict) or not isinstance(value.get("payload"), str) or not isinstance(
+            value.get("sha256"), str) or not _is_int(value.get("max_length")) or value["max_length"] < 1 or \
+            not isinstance(value.get("inputs"), list) or not value["inputs"] or \
+            not all(isinstance(n, str) for n in value["inputs"]):
+        raise _fail(where, f"field 'tokenizer' is {_short(value)}; expected {expected}")
+    names = [d["name"] for d in raw["inputs"]]
+    unknown = [n for n in value["inputs"] if n not in names]
+    if unknown:
+        raise _fail(where, f"field 'tokenizer.inputs' names {unknown}, which are not inputs ({names})")
+    if payloads:            # a manifest read from a file: the payload must be there, with the same checksum
+        record = payloads.get(value["payload"])
+        if record is None or record.sha256 != value["sha256"]:
+            raise _fail(where, f"field 'tokenizer' names payload {value['payload']!r} with sha256 "
+                        f"{value['sha256'][:12]}…, which the payload table does not hold")
+    return TokenizerRecord(value["payload"], value["sha256"], value["max_length"], tuple(value["inputs"]))

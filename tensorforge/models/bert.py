@@ -7,8 +7,9 @@ embedding + LayerNorm) have their textbook patterns to find:
 * embeddings: ``Gather`` of word, position (``Range`` over the dynamic sequence length)
   and token-type tables, summed, then ``LayerNormalization`` (opset 17);
 * each layer: Q/K/V as ``MatMul`` + ``Add``, heads split by ``Reshape`` + ``Transpose``,
-  ``MatMul`` scores scaled by 1/sqrt(head size), the additive mask
-  ``(1 - attention_mask) * -10000`` broadcast over heads and queries, ``Softmax``,
+  ``MatMul`` scores divided by sqrt(head size), the additive mask
+  ``(1 - attention_mask) * -10000`` broadcast over heads and queries (``Unsqueeze`` ×2, ``Cast``,
+  ``Sub``, ``Mul``, the order a Hugging Face export uses and ONNX Runtime's Attention fusion matches), ``Softmax``,
   context ``MatMul``, output projection, residual ``Add`` + ``LayerNormalization``; a feed
   forward block with exact GELU ``0.5 * x * (1 + Erf(x / sqrt 2))``; residual + LayerNorm;
 * pooler: the first token's hidden state through ``MatMul`` + ``Add`` + ``Tanh``.
@@ -86,8 +87,9 @@ def _layer(g: SeqGraph, x: str, mask: str, cfg: BertConfig, name: str) -> str:
     v = _heads(g, g.linear(x, h, h, name=f"{name}.attention.value", std=_INIT_STD), cfg,
                [0, 2, 1, 3], f"{name}.attention.v")
     scores = g.op("MatMul", [q, k], name=f"{name}.attention.scores")
-    scale = g.scalar(1.0 / math.sqrt(h // cfg.heads))
-    scores = g.op("Mul", [scores, scale], name=f"{name}.attention.scale")
+    # scaled as Hugging Face's BertSelfAttention does (a Div): ONNX Runtime's matcher takes the mask Add's
+    # first Mul parent for the mask, so a Mul here would hide the mask path from it
+    scores = g.op("Div", [scores, g.scalar(math.sqrt(h // cfg.heads))], name=f"{name}.attention.scale")
     scores = g.op("Add", [scores, mask], name=f"{name}.attention.mask")
     probs = g.op("Softmax", [scores], name=f"{name}.attention.softmax", axis=-1)
     ctx = g.op("MatMul", [probs, v], name=f"{name}.attention.context")
@@ -128,9 +130,12 @@ def build_bert(cfg: BertConfig, *, name: str, seed: int, opset: int, doc: str) -
                           types], name="embeddings.token_type")
     x = g.op("Add", [g.op("Add", [word, pos], name="embeddings.add_position"), tok], name="embeddings.sum")
     x = g.layernorm(x, h, name="embeddings.LayerNorm")
-    # Additive mask [N, 1, 1, S]: 0 where attended, -10000 on padding (BERT's extended mask).
-    m = g.op("Cast", [mask_in], name="mask.cast", to=FLOAT)
-    m = g.op("Unsqueeze", [m, g.ints("axes12", [1, 2])], name="mask.unsqueeze")
+    # Additive mask [N, 1, 1, S]: 0 where attended, -10000 on padding (BERT's extended mask), built as a
+    # Hugging Face export builds it (Unsqueeze 1, Unsqueeze 2, Cast, Sub(1, .), Mul): the pattern ONNX
+    # Runtime's attention fusion reads the raw [N, S] mask from.
+    m = g.op("Unsqueeze", [mask_in, g.ints("axes1", [1])], name="mask.unsqueeze1")
+    m = g.op("Unsqueeze", [m, g.ints("axes2", [2])], name="mask.unsqueeze2")
+    m = g.op("Cast", [m], name="mask.cast", to=FLOAT)
     m = g.op("Mul", [g.op("Sub", [g.scalar(1.0), m], name="mask.invert"), g.scalar(-10000.0)],
              name="mask.additive")
     for i in range(cfg.layers):

@@ -28,6 +28,7 @@ from .config import ServerConfig
 from .metrics import ModelMetrics, ServerMetrics, outcome_counts
 from .protocol import InferRequest, datatype_of
 from .repository import ModelRepository, ModelVersion
+from .text import text_request
 
 EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "schedule_policy"]
 _STATUS: list[tuple[type[BaseException], int, str]] = [
@@ -98,7 +99,8 @@ class ServingCore:
 
     def model_metadata(self, mv: ModelVersion) -> dict[str, Any]:
         return {"name": mv.name, "versions": self.repository.versions(mv.name) or [mv.version], "platform": mv.platform,
-                "inputs": [_tensor_meta(s, mv.batchable) for s in mv.inputs],
+                "inputs": [_tensor_meta(s, mv.batchable) for s in mv.inputs]
+                + ([mv.text.metadata()] if mv.text is not None else []),     # raw text, tokenized here (text.py)
                 "outputs": [_tensor_meta(s, mv.batchable) for s in mv.outputs]}
 
     def model_config(self, mv: ModelVersion) -> dict[str, Any]:
@@ -130,8 +132,10 @@ class ServingCore:
                 raise InputError(f"model {mv.name!r} has no output(s) {bad}; its outputs are {known}")
 
     def submit(self, mv: ModelVersion, request: InferRequest) -> "Future[dict[str, np.ndarray]]":
-        """Validate and queue; raises InputError / QueueFullError / ModelUnavailable at once."""
+        """Tokenize a ``text`` input (text.py), validate and queue; raises InputError / QueueFullError /
+        ModelUnavailable at once."""
         try:
+            request = text_request(mv.name, mv.text, mv.inputs, request, mv.config.batcher.max_batch_size)
             self.validate(mv, request)
             levels = mv.config.batcher.priority_levels
             if request.priority > levels:

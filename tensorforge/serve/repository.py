@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from ..core.profiles import ShapeProfile
 from ..core.specs import TensorSpec
+from ..engine.format import MODEL_PAYLOAD, read_engine
 from ..engine.runtime import Engine
 from ..errors import ConfigError, ModelNotFound, TensorForgeError
 from .batch_curve import measure_at_load
@@ -31,6 +32,7 @@ from .batching import BatcherConfig, BatcherObserver, DynamicBatcher
 from .config import ModelConfig
 from .merge import Grouping, RowGrouping
 from .padding import SequenceGrouping
+from .text import TextInput
 from .worker import Instance, ProcessInstance, ThreadInstance
 
 ENGINE_FILE = "model.tfe"
@@ -54,6 +56,7 @@ class ModelVersion:
     observer: BatcherObserver | None = None     # the batcher's observer (the metrics of this version)
     profiles: tuple[ShapeProfile, ...] = ()     # the engine's shape profiles: a request must fit one
     grouping: Grouping = field(default_factory=RowGrouping)     # how its batcher merges requests
+    text: TextInput | None = None               # the engine's tokenizer: the model also takes raw text (text.py)
 
     @property
     def batchable(self) -> bool:
@@ -82,7 +85,9 @@ class _State:
 def load_version(name: str, version: str, path: Path, config: ModelConfig,
                  observer: BatcherObserver | None = None) -> ModelVersion:
     """Load one engine file into instances and a running batcher (the slow part of a load)."""
-    engine = Engine.load(path)
+    manifest, payloads = read_engine(path)      # once: the model and any tokenizer payload
+    engine = Engine(manifest, payloads[MODEL_PAYLOAD], path)
+    text = TextInput.from_engine(str(path), manifest, payloads)
     batch_axis_static = [s for s in engine.inputs if s.shape and isinstance(s.shape[0], int)]
     batcher_config = config.batcher
     if batch_axis_static:        # no batch axis to merge along: one request per batch, as sent
@@ -123,7 +128,7 @@ def load_version(name: str, version: str, path: Path, config: ModelConfig,
     return ModelVersion(name=name, version=version, path=path, inputs=engine.inputs, outputs=engine.outputs,
                         config=replace(config, batcher=batcher_config, threads_per_instance=threads),
                         batcher=batcher, instances=instances, platform=backend, observer=observer,
-                        profiles=profiles, grouping=grouping)
+                        profiles=profiles, grouping=grouping, text=text)
 
 
 def cap_to_profiles(batcher_config: BatcherConfig, profiles: Sequence[ShapeProfile]) -> BatcherConfig:

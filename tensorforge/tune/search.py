@@ -188,7 +188,9 @@ def tune(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions 
                      "rounds": options.rounds, "min_gain": options.min_gain, "tolerance": options.tolerance,
                      "candidates": [c.label for c in tried],
                      "variants": None if payloads is None else {k: sha256(v) for k, v in payloads.models.items()},
-                     "never_win": None if payloads is None else sorted(payloads.never_win)})
+                     "never_win": None if payloads is None else sorted(payloads.never_win),
+                     "reference": None if payloads is None or payloads.reference is None
+                     else sha256(payloads.reference)})
     notes: list[str] = []
     if cache is not None:
         hit, note = cache.lookup(key, versions)
@@ -229,12 +231,14 @@ class Payloads:
     tolerance each is checked with against its own reference; ``never_win`` names candidates
     (labels) that are timed for the record but may not take the incumbent's place (outside the
     accuracy budget); ``expand(incumbent)`` gives more candidates once the list is done (the
-    winner's own settings to explore)."""
+    winner's own settings to explore); ``reference``, when given, is the one model every variant's
+    outputs are checked against (graph-pipeline variants of one model), else each variant's own."""
 
     models: dict[str, bytes]
     tolerances: dict[str, float]
     never_win: frozenset[str] = frozenset()
     expand: Callable[[Candidate], list[Candidate]] | None = None
+    reference: bytes | None = None
 
 
 def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptions, tried: list[Candidate],
@@ -250,11 +254,13 @@ def _search(model_bytes: bytes, inputs: Sequence[TensorSpec], options: TuneOptio
         key = cand.variant
         data = model_bytes if payloads is None or key is None else payloads.models[key]
         tol = options.tolerance if payloads is None or key is None else payloads.tolerances[key]
-        if key not in references:
-            ref = reference_session(data)
-            references[key] = ref.run(feeds)
+        shared = None if payloads is None else payloads.reference
+        ref_key = "\0shared reference" if shared is not None else key
+        if ref_key not in references:
+            ref = reference_session(shared if shared is not None else data)
+            references[ref_key] = ref.run(feeds)
             del ref
-        return data, tol, references[key]
+        return data, tol, references[ref_key]
 
     tried = list(tried)
     expanded = payloads is None or payloads.expand is None

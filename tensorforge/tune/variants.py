@@ -1,9 +1,10 @@
 """The joint search's candidates: the model variants (FP32, reduced floats, INT8 per granularity and
-calibration method, the guard's mixed one) and the numerics each backend computes them in."""
+calibration method, the guard's mixed one) and the numerics each backend computes them in; and a
+tuned build's graph-pipeline variants (:func:`pipeline_search`: a transformer's fused graphs)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 import onnx
@@ -18,11 +19,13 @@ from ..precision.histpass import calibration_histograms
 from ..precision.int8 import Int8Options, compute_layers, quantize_qdq
 from ..precision.sensitivity import int8_converter
 from .front import BASELINE, Point
+from .search import Payloads, TuneOptions
+from .space import Candidate, default_space, pipeline_variants
 
 if TYPE_CHECKING:
     from .joint import OptimizeOptions
 
-__all__ = ["Variant", "make_variants", "mixed_variant", "numerics", "short_error"]
+__all__ = ["Variant", "make_variants", "mixed_variant", "numerics", "pipeline_search", "short_error"]
 
 _OV_COMPUTE = {"bf16": "bf16", "fp16": "f16"}
 
@@ -149,3 +152,38 @@ def short_error(exc: BaseException) -> str:
     return text[:300]
 
 
+
+
+def pipeline_search(model: onnx.ModelProto, options: TuneOptions, graph: Callable[[str], bytes],
+                    ) -> tuple[TuneOptions, Payloads] | None:
+    """A tuned build's candidates over graph pipelines, or None for a model that is no transformer.
+
+    ``model`` is the graph before any pass (every variant's outputs are checked against it);
+    ``graph(pipeline)`` gives the payload a pipeline makes of it. Each backend's best-bet settings are
+    tried on ``default`` and on every transformer pipeline the backend runs (:func:`~.space.pipeline_variants`),
+    variant named after the pipeline; the winner's backend then tries its other settings on the winning
+    pipeline (``Payloads.expand``)."""
+    wanted = list(options.backends) if options.backends else None
+    per_backend = pipeline_variants(model, wanted)
+    if all(p == ("default",) for p in per_backend.values()):
+        return None
+    base = list(options.candidates) if options.candidates is not None else default_space(
+        options.objective, options.device, batch=options.tuning_batch, backends=wanted)[0]
+    first: dict[str, Candidate] = {}
+    rest: list[Candidate] = []
+    for cand in base:
+        if cand.backend in first:
+            rest.append(cand)
+        else:
+            first[cand.backend] = cand
+    tried = [c.with_variant(p) for b, c in first.items()
+             for p in dict.fromkeys(("default", *per_backend.get(b, ("transformer-portable",))))]
+    models = {p: graph(p) for p in dict.fromkeys(c.variant for c in tried if c.variant)}
+
+    def expand(incumbent: Candidate) -> list[Candidate]:
+        assert incumbent.variant is not None
+        return [c.with_variant(incumbent.variant) for c in rest if c.backend == incumbent.backend]
+
+    return (replace(options, candidates=tuple(tried)),
+            Payloads(models=models, tolerances={p: options.tolerance for p in models}, expand=expand,
+                     reference=model.SerializeToString()))

@@ -1,8 +1,8 @@
 """Raw text in, tokens out: a model whose engine carries a tokenizer takes a BYTES input named ``text``.
 
 The engine's tokenizer (engine/tokenizer.py) turns each string of ``text`` (one per row, UTF-8) into the
-token inputs the engine records (``input_ids``, ``attention_mask``, ``token_type_ids``), on the request's
-own thread before it is queued — the ``tokenizers`` library is Rust and releases the GIL. Each text is
+token inputs the engine records (``input_ids``, ``attention_mask``, ``token_type_ids``), in the server before the
+request is queued (on the thread that decoded it; the ``tokenizers`` library is Rust and fast). Each text is
 truncated to the engine's longest sequence (``TokenizerRecord.max_length``); the rows of one request are
 padded with 0 (mask 0) to its longest text, and at least to the shortest sequence the profiles take; the
 batcher then pads across requests by length bucket (padding.py), as for token requests.
@@ -15,7 +15,7 @@ Example (tritonclient)::
 
     t = httpclient.InferInput("text", [2], "BYTES")
     t.set_data_from_numpy(np.array([b"a short one", b"a longer sentence"], dtype=object))
-    client.infer("minilm", [t]).as_numpy("last_hidden_state")
+    client.infer("minilm", [t]).as_numpy("embedding")
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from types import TracebackType
+from typing import Callable
 
 __all__ = ["PeakMemory", "available_memory_bytes"]
 
@@ -47,10 +48,11 @@ class PeakMemory:
     0 until the block has been entered; ``peak_bytes`` is final once the block exits.
     """
 
-    def __init__(self, interval_s: float = 0.005) -> None:
+    def __init__(self, interval_s: float = 0.005, rss: "Callable[[], int] | None" = None) -> None:
         if not interval_s > 0:
             raise ValueError(f"interval_s must be > 0 seconds, got {interval_s}")
         self.interval_s = interval_s
+        self._rss = rss if rss is not None else _rss_bytes      # injectable: a test drives the readings
         self.baseline_bytes = 0
         self.peak_bytes = 0
         self._hwm0: int | None = None
@@ -70,7 +72,7 @@ class PeakMemory:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                self._observe(_rss_bytes())
+                self._observe(self._rss())
             except Exception:  # the process is exiting or psutil failed: keep what we have
                 return
 
@@ -78,7 +80,7 @@ class PeakMemory:
         if self._thread is not None:
             raise RuntimeError("PeakMemory is already measuring; use a new instance per block")
         self._hwm0 = _hwm_bytes()
-        self.baseline_bytes = self.peak_bytes = _rss_bytes()
+        self.baseline_bytes = self.peak_bytes = self._rss()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="tf-peak-memory", daemon=True)
         self._thread.start()
@@ -94,7 +96,7 @@ class PeakMemory:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._observe(_rss_bytes())
+        self._observe(self._rss())
         hwm = _hwm_bytes()
         if hwm is not None and self._hwm0 is not None and hwm > self._hwm0:
             self._observe(hwm)  # a new lifetime peak can only have happened inside the block

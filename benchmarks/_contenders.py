@@ -200,3 +200,15 @@ def call_in_process(fn: Callable[..., Any], *args: Any) -> Any:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def emit(doc: dict[str, Any], json_path: str | None) -> int:
+    """Print a benchmark's JSON document (and write it to ``json_path`` when given); the exit code 0."""
+    import json
+    from pathlib import Path
+
+    text = json.dumps(doc, indent=1, default=str)
+    if json_path:
+        Path(json_path).write_text(text, encoding="utf-8")
+    print(text)
+    return 0

@@ -34,7 +34,6 @@ gain little over FP32, so no INT8 speed target is asserted here — the number i
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from _contenders import call_in_process, log, paired_ratio, round_robin
+from _contenders import call_in_process, emit, log, paired_ratio, round_robin
 
 OURS = ["tensorforge_fp32", "tensorforge_int8"]
 PEERS = ["onnxruntime", "ort_transformers_fp32", "ort_transformers_int8", "openvino_default", "torch_eager",
@@ -274,11 +273,7 @@ def main() -> int:
             log("  " + point["summary"])
             doc["points"].append(point)
     doc["wall_s"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(doc, indent=1, default=str)
-    if args.json:
-        Path(args.json).write_text(text, encoding="utf-8")
-    print(text)
-    return 0
+    return emit(doc, args.json)
 
 
 if __name__ == "__main__":

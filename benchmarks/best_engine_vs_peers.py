@@ -46,7 +46,6 @@ Progress goes to stderr; one JSON document to stdout (and to --json FILE).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -54,7 +53,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from _contenders import call_in_process, log, paired_ratio, round_robin
+from _contenders import call_in_process, emit, log, paired_ratio, round_robin
 
 TARGET = 1.8
 DEFAULT_PEERS = ["onnxruntime", "openvino_default", "torch"]
@@ -437,11 +436,7 @@ def main() -> int:
             _model_points(model, onnx_path, Path(tmp), args, doc)
     doc["summary"] = [p["summary"] for p in doc["points"]]
     doc["wall_s"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(doc, indent=1, default=str)
-    if args.json:
-        Path(args.json).write_text(text, encoding="utf-8")
-    print(text)
-    return 0
+    return emit(doc, args.json)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from _contenders import emit
+
 BOUNDS_MS = {"opennmt_lstm": 200.0, "bert_base": 130.0}
 SEED_FIGURES = {
     "opennmt_lstm": {
@@ -132,11 +134,7 @@ def main() -> int:
             except Exception as exc:        # one model failing must not lose the other's numbers
                 doc["models"].append({"model": model, "error": f"{type(exc).__name__}: {exc}"})
     doc["wall_s"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(doc, indent=1, default=str)
-    if args.json:
-        Path(args.json).write_text(text, encoding="utf-8")
-    print(text)
-    return 0
+    return emit(doc, args.json)
 
 
 if __name__ == "__main__":

@@ -212,3 +212,22 @@ def emit(doc: dict[str, Any], json_path: str | None) -> int:
         Path(json_path).write_text(text, encoding="utf-8")
     print(text)
     return 0
+
+
+def start_server(cmd: list[str]) -> tuple[Any, dict[str, int]]:
+    """Start ``tensorforge serve`` (``cmd``) in its own process; return it and the ports it printed."""
+    import re
+    import subprocess
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    text = ""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        text += line
+        if line.startswith("press Ctrl-C"):
+            break
+    ports = {k: int(v) for k, v in re.findall(r"^\s+(http|grpc|metrics)\s+\S*?:(\d+)", text, re.M)}
+    if "http" not in ports:
+        proc.kill()
+        raise RuntimeError(f"server did not start: {text}")
+    return proc, ports

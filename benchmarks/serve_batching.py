@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _contenders import start_server
 from serve_latency import binary_request, log, stop
 from serve_openloop import find_max_rate
 
@@ -50,18 +50,7 @@ def start_repository_server(repo: Path, threads: int) -> tuple[subprocess.Popen[
     cmd = [sys.executable, "-m", "tensorforge", "serve", "--repository", str(repo), "--http-port", "0",
            "--grpc-port", "off", "--metrics-port", "0", "--max-queue-size", "4096",
            "--threads-per-instance", str(threads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    text = ""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        text += line
-        if line.startswith("press Ctrl-C"):
-            break
-    ports = {k: int(v) for k, v in re.findall(r"^\s+(http|metrics)\s+\S*?:(\d+)", text, re.M)}
-    if "http" not in ports:
-        proc.kill()
-        raise RuntimeError(f"server did not start: {text}")
-    return proc, ports
+    return start_server(cmd)
 
 
 def scrape(port: int, model: str) -> dict[str, Any]:

@@ -38,7 +38,6 @@ import argparse
 import http.client
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from _contenders import start_server as launch_server
 from serve_openloop import find_max_rate
 
 HERE = Path(__file__).resolve().parent
@@ -64,18 +64,7 @@ def start_server(engine: Path, *extra: str, impl: str | None = None) -> tuple[su
     cmd = [sys.executable, "-m", "tensorforge", "serve", str(engine), "--http-port", "0", "--grpc-port", "0",
            "--metrics-port", "off", "--max-queue-size", "4096", "--http-impl", impl or HTTP_IMPL,
            "--event-loop", EVENT_LOOP, *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    text = ""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        text += line
-        if line.startswith("press Ctrl-C"):
-            break
-    ports = {k: int(v) for k, v in re.findall(r"^\s+(http|grpc)\s+\S*?:(\d+)", text, re.M)}
-    if "http" not in ports:
-        proc.kill()
-        raise RuntimeError(f"server did not start: {text}")
-    return proc, ports
+    return launch_server(cmd)
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
